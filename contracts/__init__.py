@@ -1,0 +1,78 @@
+"""Wire formats: events, work messages, triggers and their codec. No I/O here."""
+
+from contracts.base import Json, WireModel
+from contracts.codec import (
+    DecodeError,
+    decode,
+    decode_batch,
+    decode_event,
+    encode,
+    encode_batch,
+    encode_json,
+)
+from contracts.events import (
+    BATCH_ADAPTER,
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    TERMINAL_TYPES,
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    Event,
+    EventBase,
+    EventBatch,
+    ExecutionFailed,
+    ExecutionRequested,
+    ExecutionSucceeded,
+    RetryScheduled,
+    event_id,
+)
+from contracts.failure import ErrorInfo, FailureCause
+from contracts.policy import AT_MOST_ONCE, RetryPolicy
+from contracts.trigger import MAX_TRIGGER_BYTES, TRIGGER_CONTENT_TYPE, TriggerV1
+from contracts.work import (
+    ATTEMPT_HEADER,
+    DUE_AT_HEADER,
+    REASON_HEADER,
+    SOURCE_QUEUE_HEADER,
+    WorkMessage,
+)
+
+__all__ = [
+    "ATTEMPT_HEADER",
+    "BATCH_ADAPTER",
+    "AT_MOST_ONCE",
+    "DUE_AT_HEADER",
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "MAX_TRIGGER_BYTES",
+    "REASON_HEADER",
+    "SOURCE_QUEUE_HEADER",
+    "TERMINAL_TYPES",
+    "TRIGGER_CONTENT_TYPE",
+    "AttemptFailed",
+    "AttemptStarted",
+    "AttemptSucceeded",
+    "DecodeError",
+    "ErrorInfo",
+    "Event",
+    "EventBase",
+    "EventBatch",
+    "ExecutionFailed",
+    "ExecutionRequested",
+    "ExecutionSucceeded",
+    "FailureCause",
+    "Json",
+    "RetryPolicy",
+    "RetryScheduled",
+    "TriggerV1",
+    "WireModel",
+    "WorkMessage",
+    "decode",
+    "decode_batch",
+    "decode_event",
+    "encode",
+    "encode_batch",
+    "encode_json",
+    "event_id",
+]

@@ -1,0 +1,125 @@
+"""The events: every fact Ricochet records, as frozen, versioned wire formats.
+
+Each ``type`` string is stable and carries its version (``attempt_failed.v1``).
+A changed shape gets a new version and an upcaster in ``contracts.upcasting``;
+stored events are never rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from contracts.base import Json, UtcDatetime, WireModel
+from contracts.failure import ErrorInfo, FailureCause
+from contracts.policy import RetryPolicy
+
+
+class EventBase(WireModel):
+    """What every event carries (SPEC section 3).
+
+    ``event_id`` is deterministic (see ``event_id``): the same fact recorded
+    twice has the same id, so readers recognise and drop the duplicate.
+    """
+
+    event_id: str
+    execution_id: str
+    attempt: int = Field(ge=0)
+    at: UtcDatetime
+    worker: str | None = None
+
+
+class ExecutionRequested(EventBase):
+    """Someone asked for ``target(*args, **kwargs)`` to run; ``attempt`` is 0."""
+
+    type: Literal["execution_requested.v1"] = "execution_requested.v1"
+    target: str
+    args: tuple[Json, ...] = ()
+    kwargs: dict[str, Json] = Field(default_factory=dict)
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+    source: str = "api"
+
+
+class AttemptStarted(EventBase):
+    """A worker began an attempt; it records the policy it runs under."""
+
+    type: Literal["attempt_started.v1"] = "attempt_started.v1"
+    policy: RetryPolicy
+
+
+class AttemptSucceeded(EventBase):
+    """The attempt's function returned ``result``."""
+
+    type: Literal["attempt_succeeded.v1"] = "attempt_succeeded.v1"
+    result: Json = None
+
+
+class AttemptFailed(EventBase):
+    """The attempt failed: raised, lost its worker, or ran out of time."""
+
+    type: Literal["attempt_failed.v1"] = "attempt_failed.v1"
+    cause: FailureCause
+    error: ErrorInfo
+
+
+class RetryScheduled(EventBase):
+    """Attempt ``next_attempt`` will start ``delay_s`` after the failure, at ``due_at``."""
+
+    type: Literal["retry_scheduled.v1"] = "retry_scheduled.v1"
+    next_attempt: int = Field(ge=2)
+    delay_s: float = Field(ge=0)
+    due_at: UtcDatetime
+
+
+class ExecutionSucceeded(EventBase):
+    """Terminal: the execution's result."""
+
+    type: Literal["execution_succeeded.v1"] = "execution_succeeded.v1"
+    result: Json = None
+
+
+class ExecutionFailed(EventBase):
+    """Terminal: every allowed attempt failed; this is the error waiters get."""
+
+    type: Literal["execution_failed.v1"] = "execution_failed.v1"
+    cause: FailureCause
+    error: ErrorInfo
+
+
+Event = Annotated[
+    ExecutionRequested
+    | AttemptStarted
+    | AttemptSucceeded
+    | AttemptFailed
+    | RetryScheduled
+    | ExecutionSucceeded
+    | ExecutionFailed,
+    Field(discriminator="type"),
+]
+"""One discriminated union: the only way events are read."""
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+EventBatch = tuple[Event, ...]
+"""One stream message: a JSON array of one or more events, recorded together."""
+
+BATCH_ADAPTER: TypeAdapter[EventBatch] = TypeAdapter(EventBatch)
+
+EVENT_TYPES: tuple[type[EventBase], ...] = (
+    ExecutionRequested,
+    AttemptStarted,
+    AttemptSucceeded,
+    AttemptFailed,
+    RetryScheduled,
+    ExecutionSucceeded,
+    ExecutionFailed,
+)
+
+TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1")
+
+
+def event_id(execution_id: str, attempt: int, kind: str) -> str:
+    """The deterministic id of one fact: the same fact always gets the same id."""
+    return f"{execution_id}/{attempt}/{kind}"

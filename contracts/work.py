@@ -1,0 +1,36 @@
+"""The work message: what sits on a work queue (and in a delay queue) for one attempt.
+
+The body is the same bytes for every attempt of an execution; the attempt
+number travels in Ricochet's own header, never derived from ``x-death``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.base import Json, WireModel
+
+ATTEMPT_HEADER = "ricochet-attempt"
+"""The attempt this delivery is for (1 for the first run)."""
+
+DUE_AT_HEADER = "ricochet-due-at-ms"
+"""When the attempt is due, as integer Unix milliseconds (AMQP floats are 32-bit)."""
+
+REASON_HEADER = "ricochet-dead-letter-reason"
+"""Why a message was dead-lettered, in words a person can act on."""
+
+SOURCE_QUEUE_HEADER = "ricochet-dead-letter-source"
+"""Where a dead-lettered message was taken from."""
+
+
+class WorkMessage(WireModel):
+    """Run ``target(*args, **kwargs)`` as part of ``execution_id``."""
+
+    type: Literal["work.v1"] = "work.v1"
+    execution_id: str = Field(min_length=1)
+    target: str = Field(min_length=1)
+    args: tuple[Json, ...] = ()
+    kwargs: dict[str, Json] = Field(default_factory=dict)
+    parent_id: str | None = None

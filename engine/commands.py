@@ -1,0 +1,75 @@
+"""Commands: what a worker or client asks the decider to record (imperative names).
+
+Time comes in as data (``now``) so the decider stays a pure function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts import ErrorInfo, FailureCause, Json, RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class RequestExecution:
+    """Start a new execution of ``target``."""
+
+    execution_id: str
+    target: str
+    now: datetime
+    args: tuple[Json, ...] = ()
+    kwargs: dict[str, Json] = field(default_factory=dict)
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+    source: str = "api"
+
+
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """``worker`` is about to run attempt ``attempt`` under ``policy``."""
+
+    attempt: int
+    worker: str
+    policy: RetryPolicy
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSuccess:
+    """Attempt ``attempt`` returned ``result``."""
+
+    attempt: int
+    result: Json
+    now: datetime
+    worker: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFailure:
+    """Attempt ``attempt`` failed; ``retryable=False`` ends the execution at once."""
+
+    attempt: int
+    cause: FailureCause
+    error: ErrorInfo
+    now: datetime
+    worker: str | None = None
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RejectExecution:
+    """A requested execution cannot be run at all (no route to its target, say)."""
+
+    error: ErrorInfo
+    now: datetime
+
+
+Command = RequestExecution | StartAttempt | RecordSuccess | RecordFailure | RejectExecution
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The command does not apply to this state; nothing is recorded."""
+
+    reason: str

@@ -1,0 +1,47 @@
+"""A projection: the fold of the whole log, one state per execution.
+
+Pure and in memory; the projector process feeds it and a fresh fold of the
+same log must give an equal projection (SPEC 7.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from contracts import Event
+from engine.evolve import evolve
+from engine.state import ExecutionState, initial
+
+
+@dataclass(slots=True)
+class Projection:
+    """Execution id -> state, plus how many events were applied and how many were old news."""
+
+    executions: dict[str, ExecutionState] = field(default_factory=dict)
+    applied: int = 0
+    ignored: int = 0
+
+    def apply(self, event: Event) -> ExecutionState:
+        """Fold one event in; returns the execution's new state."""
+        before = self.executions.get(event.execution_id)
+        after = evolve(before or initial(event.execution_id), event)
+        if after is before:
+            self.ignored += 1
+        else:
+            self.executions[event.execution_id] = after
+            self.applied += 1
+        return after
+
+    def apply_all(self, events: Iterable[Event]) -> Projection:
+        for event in events:
+            self.apply(event)
+        return self
+
+    def get(self, execution_id: str) -> ExecutionState | None:
+        return self.executions.get(execution_id)
+
+
+def project(events: Iterable[Event]) -> Projection:
+    """A fresh fold of ``events``."""
+    return Projection().apply_all(events)

@@ -1,0 +1,162 @@
+"""One delivery of a work message, from parsing to the recorded outcome.
+
+The order is what makes the guarantees (SPEC sections 3 and 5):
+
+1. a message that cannot be read, or names an unknown target, is dead-lettered;
+2. ``AttemptStarted`` is recorded and confirmed, and only then the work message
+   is acked, so a redelivery means the body never ran, and a long run never
+   meets ``consumer_timeout``;
+3. the function runs; its outcome (``AttemptSucceeded`` + ``ExecutionSucceeded``,
+   or ``AttemptFailed`` + ``RetryScheduled`` / ``ExecutionFailed``) is recorded;
+4. a retry message is published only after the events that schedule it are confirmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts import (
+    ATTEMPT_HEADER,
+    DUE_AT_HEADER,
+    DecodeError,
+    Event,
+    FailureCause,
+    RetryScheduled,
+    WorkMessage,
+    decode,
+)
+from engine import (
+    Command,
+    ExecutionState,
+    RecordFailure,
+    RecordSuccess,
+    Rejected,
+    StartAttempt,
+    awaiting_attempt,
+    run,
+)
+from workers.context import AttemptContext
+from workers.event_log import EventRecorder
+from workers.logs import get_logger
+from workers.outcome import Ack, DeadLetter, Outcome, Retry
+from workers.runner import Raised, Returned, invoke
+from workers.settle import Clock, Settler
+from workers.tasks import Task
+
+log = get_logger(__name__)
+
+
+class BadMessage(ValueError):
+    """A work message that can never be processed: dead-letter it, never retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A parsed work message and the attempt it is for."""
+
+    work: WorkMessage
+    attempt: int
+    due_at: float | None
+
+
+def parse(message: AbstractIncomingMessage) -> Delivery:
+    """Validate headers and body; raises ``BadMessage`` with a reason for a person."""
+    headers = message.headers or {}
+    attempt = headers.get(ATTEMPT_HEADER, 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise BadMessage(f"header {ATTEMPT_HEADER} must be an int >= 1, got {attempt!r}")
+    due_ms = headers.get(DUE_AT_HEADER)
+    due_at = due_ms / 1000 if isinstance(due_ms, int) and not isinstance(due_ms, bool) else None
+    try:
+        work = decode(WorkMessage, message.body)
+    except DecodeError as err:
+        raise BadMessage(f"invalid work message: {err}") from err
+    return Delivery(work, attempt, due_at)
+
+
+@dataclass(slots=True)
+class AttemptProcessor:
+    """Processes deliveries for the tasks this worker serves."""
+
+    tasks: Mapping[str, Task[..., Any]]
+    recorder: EventRecorder
+    settler: Settler
+    pool: Executor
+    worker_id: str
+    clock: Clock
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        """Process one delivery end to end; bad input is dead-lettered, never raised."""
+        try:
+            delivery = parse(message)
+        except BadMessage as err:
+            await self._reject(message, str(err))
+            return
+        task = self.tasks.get(delivery.work.target)
+        if task is None:
+            await self._reject(message, f"unknown target {delivery.work.target!r}")
+            return
+        await self._attempt(message, delivery, task)
+
+    async def _reject(self, message: AbstractIncomingMessage, reason: str) -> None:
+        log.warning("work.dead_lettered", reason=reason, routing_key=message.routing_key)
+        await self.settler.settle(message, DeadLetter(reason))
+
+    async def _attempt(
+        self, message: AbstractIncomingMessage, delivery: Delivery, task: Task[..., Any]
+    ) -> None:
+        work, number = delivery.work, delivery.attempt
+        bound = log.bind(execution_id=work.execution_id, attempt=number, target=work.target)
+        state = awaiting_attempt(work.execution_id, work.target, number)
+        now = self.clock()
+        start = StartAttempt(number, self.worker_id, task.spec.policy, now)
+        state = await self._record(start, state, message)
+        if state is None:
+            return
+        await self.settler.settle(message, Ack())
+        lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
+        bound.info("attempt.started", lateness_s=lateness)
+        context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
+        ran = await invoke(task, work.args, work.kwargs, context, self.pool)
+        outcome = await self._finish(ran, state, number, message.body, work.target)
+        await self.settler.settle(None, outcome)
+        bound.info("attempt.ended", outcome=type(ran).__name__.lower())
+
+    async def _finish(
+        self, ran: Returned | Raised, state: ExecutionState, number: int, body: bytes, target: str
+    ) -> Outcome:
+        now = self.clock()
+        command: Command
+        if isinstance(ran, Returned):
+            command = RecordSuccess(number, ran.result, now, self.worker_id)
+        else:
+            command = RecordFailure(number, FailureCause.EXCEPTION, ran.error, now, self.worker_id)
+        decision, _ = run(command, state)
+        if isinstance(decision, Rejected):
+            raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
+        await self.recorder.record(decision)
+        return retry_for(decision, body, target)
+
+    async def _record(
+        self, command: Command, state: ExecutionState, message: AbstractIncomingMessage
+    ) -> ExecutionState | None:
+        """Record what ``command`` decides; a refusal dead-letters the message."""
+        decision, after = run(command, state)
+        if isinstance(decision, Rejected):
+            await self._reject(message, decision.reason)
+            return None
+        await self.recorder.record(decision)
+        return after
+
+
+def retry_for(events: tuple[Event, ...], body: bytes, target: str) -> Outcome:
+    """A ``Retry`` when the events scheduled one, else a plain ``Ack``."""
+    for event in events:
+        if isinstance(event, RetryScheduled):
+            return Retry(body, target, event.next_attempt, event.delay_s, event.due_at)
+    return Ack()

@@ -1,0 +1,71 @@
+"""Connections, channels and publishing, with every aio-pika option set explicitly.
+
+aio-pika's defaults (transient messages, returns that do not raise) are wrong
+for us: messages here are persistent, publishes are confirmed, and an
+unroutable publish raises.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractRobustConnection,
+)
+
+from workers.settings import Settings
+
+JSON = "application/json"
+
+
+async def connect(settings: Settings, role: str) -> AbstractRobustConnection:
+    """A robust connection named after the process's role, for the management UI."""
+    return await aio_pika.connect_robust(
+        settings.amqp_url,
+        client_properties={"connection_name": f"ricochet-{role} {settings.worker_id}"},
+        timeout=15,
+    )
+
+
+async def publishing_channel(connection: AbstractRobustConnection) -> AbstractChannel:
+    """Confirms on, and unroutable messages raise instead of vanishing."""
+    return await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+
+async def consuming_channel(
+    connection: AbstractRobustConnection, prefetch: int
+) -> AbstractChannel:
+    """A channel for consumers with an explicit prefetch (never the unbounded default)."""
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    await channel.set_qos(prefetch_count=prefetch)
+    return channel
+
+
+def persistent_message(
+    body: bytes,
+    *,
+    headers: dict[str, Any] | None = None,
+    expiration_s: float | None = None,
+    type_: str | None = None,
+) -> aio_pika.Message:
+    """A persistent JSON message with a unique id (returns are matched by message id)."""
+    return aio_pika.Message(
+        body,
+        content_type=JSON,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=uuid.uuid4().hex,
+        timestamp=datetime.now(UTC),
+        headers=headers or {},
+        expiration=expiration_s,
+        type=type_,
+    )
+
+
+async def publish(exchange: AbstractExchange, message: aio_pika.Message, routing_key: str) -> None:
+    """Publish and wait for the broker's confirm; raises if unroutable or nacked."""
+    await exchange.publish(message, routing_key=routing_key, mandatory=True)

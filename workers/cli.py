@@ -1,0 +1,141 @@
+"""``ricochet``: run workers and the projector, submit work, read the log.
+
+Every flag has an environment twin (``RICOCHET_<FLAG>``). click is used because
+it is small, well kept, and gives env twins and help text for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from contracts import Json
+from workers import commands
+from workers.logs import configure
+from workers.settings import Settings
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base: Settings = ctx.obj
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _json_arg(value: str, what: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as err:
+        raise click.BadParameter(f"{what} is not valid JSON: {err}") from err
+
+
+def _run(main: Callable[[], Awaitable[int]]) -> None:
+    sys.exit(asyncio.run(main()))
+
+
+@click.group(context_settings={"auto_envvar_prefix": "RICOCHET", "show_default": True})
+@click.option("--amqp-url", default="amqp://guest:guest@localhost:5672/", help="Broker URL.")
+@click.option("--namespace", default="ricochet", help="Prefix of every queue and exchange.")
+@click.option("--log-level", default="INFO")
+@click.option("--log-json/--log-pretty", default=None, help="Default: JSON unless on a terminal.")
+@click.pass_context
+def main(
+    ctx: click.Context, amqp_url: str, namespace: str, log_level: str, log_json: bool | None
+) -> None:
+    """Ricochet: an event-sourced retry engine on RabbitMQ."""
+    configure(log_level, log_json)
+    ctx.obj = Settings.from_env(amqp_url=amqp_url, namespace=namespace)
+
+
+@main.command()
+@click.argument("modules", nargs=-1, required=True)
+@click.option("--concurrency", type=int, default=8, help="Attempts run at once.")
+@click.option("--prefetch", type=int, default=None, help="Work prefetch (default: concurrency).")
+@click.option("--queues", default=None, help="Comma-separated queues to consume (default: all).")
+@click.option("--grace", type=float, default=30.0, help="Seconds running attempts get on SIGTERM.")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    concurrency: int,
+    prefetch: int | None,
+    queues: str | None,
+    grace: float,
+) -> None:
+    """Run the tasks declared in MODULES (imported from the current directory too)."""
+    sys.path.insert(0, os.getcwd())
+    imported = [importlib.import_module(name) for name in modules]
+    settings = _settings(ctx, concurrency=concurrency, prefetch=prefetch)
+    chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
+    _run(lambda: commands.run_worker(settings, imported, chosen, grace))
+
+
+@main.command()
+@click.pass_context
+def projector(ctx: click.Context) -> None:
+    """Fold the event log into execution state and keep it current."""
+    _run(lambda: commands.run_projector(ctx.obj))
+
+
+@main.command()
+@click.argument("target")
+@click.option("--args", "args_json", default="[]", help="JSON array of positional arguments.")
+@click.option("--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments.")
+@click.option("--wait", is_flag=True, help="Wait for the result; exit 1 if the execution fails.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
+@click.pass_context
+def submit(
+    ctx: click.Context,
+    target: str,
+    args_json: str,
+    kwargs_json: str,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """Start an execution of TARGET and print its id."""
+    args: Json = _json_arg(args_json, "--args")
+    kwargs: Json = _json_arg(kwargs_json, "--kwargs")
+    if not isinstance(args, list):
+        raise click.BadParameter("--args must be a JSON array")
+    if not isinstance(kwargs, dict):
+        raise click.BadParameter("--kwargs must be a JSON object")
+    _run(lambda: commands.submit(ctx.obj, target, args, kwargs, wait, timeout))
+
+
+@main.command()
+@click.argument("execution_id")
+@click.pass_context
+def status(ctx: click.Context, execution_id: str) -> None:
+    """Show an execution's attempts as a timeline."""
+    _run(lambda: commands.status(ctx.obj, execution_id))
+
+
+@main.command()
+@click.option("--execution", default=None, help="Only this execution's events.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+@click.pass_context
+def replay(ctx: click.Context, execution: str | None, as_json: bool) -> None:
+    """Print the event log from the start."""
+    _run(lambda: commands.replay(ctx.obj, execution, as_json))
+
+
+@main.command()
+@click.option("--queue", "queues", multiple=True, help="Also declare this work queue.")
+@click.pass_context
+def topology(ctx: click.Context, queues: tuple[str, ...]) -> None:
+    """Declare what Ricochet uses on the broker and print it."""
+    _run(lambda: commands.topology(ctx.obj, queues))
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Exit 1 if the files differ from the models.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+def schemas(check: bool, directory: Path | None) -> None:
+    """Write the JSON Schemas of the events and the trigger to contracts/schemas/."""
+    sys.exit(commands.schemas(directory or commands.SCHEMA_DIR, check))

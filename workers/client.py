@@ -1,0 +1,156 @@
+"""The client: submit executions and wait for their results.
+
+``submit`` records ``ExecutionRequested`` (confirmed), then publishes the work
+message with ``mandatory``: when no queue serves the target the broker returns
+it, and the execution is recorded as failed (cause ``rejected``) instead of
+waiting forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import PublishError
+
+from contracts import ATTEMPT_HEADER, ErrorInfo, Json, WorkMessage, encode
+from engine import ExecutionState, RejectExecution, RequestExecution, Status, decide, fold, initial
+from engine.commands import Rejected
+from workers.broker import connect, persistent_message, publish, publishing_channel
+from workers.event_log import EventRecorder
+from workers.settings import Settings
+from workers.settle import Clock, utc_now
+from workers.topology import Names, declare_core
+from workers.watcher import ExecutionWatcher
+
+_current: ContextVar[Client | None] = ContextVar("ricochet_client", default=None)
+
+
+class NoClient(RuntimeError):
+    """``Task.submit`` was called with no open client."""
+
+
+class UnknownTarget(LookupError):
+    """No worker queue is bound to this target: the broker returned the work message."""
+
+
+class RemoteError(Exception):
+    """An execution's final error, re-raised where someone waited for it."""
+
+    def __init__(self, execution_id: str, error: ErrorInfo) -> None:
+        super().__init__(f"{error.type}: {error.message}")
+        self.execution_id = execution_id
+        self.remote_type = error.type
+        self.remote_message = error.message
+        self.remote_traceback = error.traceback
+
+
+def current_client() -> Client:
+    client = _current.get()
+    if client is None:
+        raise NoClient("no Ricochet client is open: use `async with Client(settings):`")
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    """A submitted execution."""
+
+    client: Client
+    id: str
+
+    async def wait(self, timeout: float | None = None) -> ExecutionState:
+        return await self.client.wait(self.id, timeout)
+
+    async def result(self, timeout: float | None = None) -> Json:
+        """The result, or ``RemoteError`` carrying the final error's type and traceback."""
+        state = await self.wait(timeout)
+        if state.status is Status.SUCCEEDED:
+            return state.result
+        assert state.error is not None
+        raise RemoteError(self.id, state.error)
+
+
+class Client:
+    """An open connection for submitting work and waiting on it."""
+
+    def __init__(self, settings: Settings, clock: Clock = utc_now, source: str = "api") -> None:
+        self.settings = settings
+        self.names = Names(settings.namespace)
+        self._clock = clock
+        self._source = source
+        self._connection: AbstractRobustConnection | None = None
+        self._recorder: EventRecorder | None = None
+        self._work: AbstractExchange | None = None
+        self._watcher = ExecutionWatcher(self.names)
+        self._token: Any = None
+
+    async def __aenter__(self) -> Client:
+        self._connection = await connect(self.settings, "client")
+        channel = await publishing_channel(self._connection)
+        await declare_core(channel, self.settings)
+        self._recorder = await EventRecorder.open(channel, self.names)
+        self._work = await channel.get_exchange(self.names.work, ensure=False)
+        await self._watcher.start(self._connection, "next")
+        self._token = _current.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _current.reset(self._token)
+        await self._watcher.stop()
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def submit(
+        self,
+        target: str,
+        args: Sequence[Json] = (),
+        kwargs: Mapping[str, Json] | None = None,
+        *,
+        parent_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Handle:
+        """Record the request, then publish attempt 1; raises ``UnknownTarget``."""
+        assert self._recorder is not None and self._work is not None, "use `async with`"
+        execution_id = uuid.uuid4().hex
+        self._watcher.watch(execution_id)
+        request = RequestExecution(
+            execution_id, target, self._clock(), tuple(args), dict(kwargs or {}),
+            parent_id, idempotency_key, self._source,
+        )
+        requested = decide(request, initial(execution_id))
+        assert not isinstance(requested, Rejected)
+        await self._recorder.record(requested)
+        work = WorkMessage(
+            execution_id=execution_id, target=target, args=tuple(args),
+            kwargs=dict(kwargs or {}), parent_id=parent_id,
+        )
+        message = persistent_message(encode(work), headers={ATTEMPT_HEADER: 1})
+        try:
+            await publish(self._work, message, routing_key=target)
+        except PublishError as err:
+            await self._reject(fold(requested), target)
+            raise UnknownTarget(f"no worker queue serves target {target!r}") from err
+        return Handle(self, execution_id)
+
+    async def _reject(self, state: ExecutionState, target: str) -> None:
+        assert self._recorder is not None
+        error = ErrorInfo(type="UnknownTarget", message=f"no worker queue serves {target!r}")
+        decision = decide(RejectExecution(error, self._clock()), state)
+        if not isinstance(decision, Rejected):
+            await self._recorder.record(decision)
+
+    async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
+        """The terminal state of an execution this client submitted."""
+        return await asyncio.wait_for(asyncio.shield(self._watcher.watch(execution_id)), timeout)

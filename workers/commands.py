@@ -1,0 +1,178 @@
+"""What the CLI's commands do, as plain async functions (the CLI only parses flags)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+import contracts
+from contracts import Json, encode
+from contracts.schemas import json_schemas
+from engine import Status, project
+from workers.broker import connect, publishing_channel
+from workers.client import Client, RemoteError, UnknownTarget
+from workers.log_reader import read_log
+from workers.logs import get_logger
+from workers.projector import Projector
+from workers.settings import Settings
+from workers.tasks import tasks_in
+from workers.timeline import render
+from workers.topology import Names, declare_core, declare_queue, describe, work_queue
+from workers.worker import Worker
+
+SCHEMA_DIR = Path(contracts.__file__).parent / "schemas"
+log = get_logger(__name__)
+
+
+async def _until_signalled() -> None:
+    """Return on the first SIGTERM/SIGINT; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("signal.again_exiting_now")
+            sys.exit(1)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
+
+
+async def run_worker(
+    settings: Settings, modules: Sequence[ModuleType], queues: Sequence[str] | None, grace: float
+) -> int:
+    tasks = [item for module in modules for item in tasks_in(module)]
+    if not tasks:
+        log.error("worker.no_tasks", modules=[m.__name__ for m in modules])
+        return 2
+    worker = Worker(settings, tasks, queues)
+    await worker.start()
+    await _until_signalled()
+    await worker.stop(grace)
+    return 0
+
+
+async def run_projector(settings: Settings) -> int:
+    projector = Projector(settings)
+    await projector.start()
+    await _until_signalled()
+    await projector.stop()
+    return 0
+
+
+async def submit(
+    settings: Settings,
+    target: str,
+    args: list[Json],
+    kwargs: dict[str, Json],
+    wait: bool,
+    timeout: float | None,
+) -> int:
+    async with Client(settings, source="cli") as client:
+        try:
+            handle = await client.submit(target, args, kwargs)
+        except UnknownTarget as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(handle.id, flush=True)
+        if not wait:
+            return 0
+        try:
+            result = await handle.result(timeout)
+        except RemoteError as err:
+            print(f"execution {handle.id} failed: {err}", file=sys.stderr)
+            print(err.remote_traceback, file=sys.stderr)
+            return 1
+        except TimeoutError:
+            print(f"execution {handle.id} did not end within {timeout} s", file=sys.stderr)
+            return 3
+        print(orjson.dumps(result).decode())
+        return 0
+
+
+async def _log(settings: Settings) -> list[contracts.Event]:
+    connection = await connect(settings, "reader")
+    try:
+        channel = await publishing_channel(connection)
+        names = await declare_core(channel, settings)
+        entries = await read_log(connection, names)
+    finally:
+        await connection.close()
+    return [event for entry in entries for event in entry.events]
+
+
+async def status(settings: Settings, execution_id: str) -> int:
+    events = [e for e in await _log(settings) if e.execution_id == execution_id]
+    state = project(events).get(execution_id)
+    if state is None:
+        print(f"no events for execution {execution_id}", file=sys.stderr)
+        return 1
+    print(render(state))
+    return 0 if state.status is not Status.FAILED else 1
+
+
+def human(event: contracts.Event) -> str:
+    """One line per event: time, type, execution, attempt, and what matters for the type."""
+    detail: dict[str, Any] = event.model_dump(
+        mode="json", exclude={"event_id", "execution_id", "attempt", "at", "worker", "type"}
+    )
+    if "error" in detail and detail["error"]:
+        detail["error"] = f"{detail['error']['type']}: {detail['error']['message']}"
+    extras = " ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
+    who = f" on {event.worker}" if event.worker else ""
+    return (
+        f"{event.at.isoformat(timespec='milliseconds')} {event.type:<24} "
+        f"{event.execution_id} #{event.attempt}{who} {extras}"
+    ).rstrip()
+
+
+async def replay(settings: Settings, execution: str | None, as_json: bool) -> int:
+    for event in await _log(settings):
+        if execution is not None and event.execution_id != execution:
+            continue
+        print(encode(event).decode() if as_json else human(event))
+    return 0
+
+
+async def topology(settings: Settings, queues: Sequence[str]) -> int:
+    connection = await connect(settings, "topology")
+    try:
+        channel = await publishing_channel(connection)
+        names = await declare_core(channel, settings)
+        for queue in queues:
+            await declare_queue(channel, work_queue(names, settings, queue))
+    finally:
+        await connection.close()
+    print("\n".join(describe(Names(settings.namespace), settings, tuple(queues))))
+    return 0
+
+
+def schemas(directory: Path, check: bool) -> int:
+    """Write (or with ``check``, compare) one file per schema; 1 when stale."""
+    stale = []
+    for name, schema in json_schemas().items():
+        path = directory / name
+        text = orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        current = path.read_bytes() if path.exists() else None
+        if current == text:
+            continue
+        stale.append(name)
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(text)
+    verb = "stale" if check else "written"
+    for name in stale:
+        print(f"{verb}: {directory / name}")
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    return 1 if (check and stale) else 0

@@ -1,0 +1,1 @@
+"""Example tasks used by the demo (``ricochet worker workers.examples.flaky``)."""

@@ -1,0 +1,167 @@
+"""Reading the event log (a stream) over AMQP 0.9.1.
+
+Streams close the whole connection on any nack or reject (RABBITMQ.md), so
+every delivery is acked in a ``finally`` and nothing here uses ``process()``
+or iterators. Offsets are ours to keep: each delivery's ``x-stream-offset``
+header is passed on with its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from contracts import DecodeError, Event, decode_batch
+from workers.logs import get_logger
+from workers.topology import Names
+
+log = get_logger(__name__)
+
+Offset = str | int | datetime
+"""Where to start: "first", "next", "last", an offset, a time, or an interval like "10m"."""
+
+STREAM_PREFETCH = 1000
+TAIL_QUIET_S = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream message: its offset and the events recorded in it."""
+
+    offset: int
+    events: tuple[Event, ...]
+
+
+Handler = Callable[[Entry], Awaitable[None] | None]
+
+
+class LogFollower:
+    """A consumer of the stream that remembers the next offset to resume from.
+
+    ``connect_robust`` re-subscribes with the original arguments: the dict is
+    updated in place so a reconnect resumes at last + 1 instead of replaying.
+    """
+
+    def __init__(self, channel: AbstractChannel, names: Names, handler: Handler) -> None:
+        self._channel = channel
+        self._names = names
+        self._handler = handler
+        self._arguments: dict[str, Any] = {}
+        self._tag: str | None = None
+        self.last_offset: int | None = None
+
+    async def start(self, offset: Offset = "first") -> None:
+        self._arguments["x-stream-offset"] = offset
+        queue = await self._channel.get_queue(self._names.events, ensure=False)
+        self._tag = await queue.consume(self._on_message, arguments=self._arguments)
+
+    async def stop(self) -> None:
+        if self._tag is not None:
+            queue = await self._channel.get_queue(self._names.events, ensure=False)
+            with contextlib.suppress(Exception):
+                await queue.cancel(self._tag)
+            self._tag = None
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
+            if self.last_offset is not None and offset <= self.last_offset:
+                return
+            entry = _entry(offset, message.body)
+            self.last_offset = offset
+            self._arguments["x-stream-offset"] = offset + 1
+            result = self._handler(entry)
+            if result is not None:
+                await result
+        finally:
+            await message.ack()
+
+
+def _entry(offset: int, body: bytes) -> Entry:
+    """Decode one stream message; an unreadable one is logged and yields no events."""
+    try:
+        return Entry(offset, decode_batch(body))
+    except DecodeError as err:
+        log.warning("event_log.unreadable_message", offset=offset, reason=str(err))
+        return Entry(offset, ())
+
+
+async def stream_channel(connection: AbstractRobustConnection) -> AbstractChannel:
+    channel = await connection.channel(publisher_confirms=False)
+    await channel.set_qos(prefetch_count=STREAM_PREFETCH)
+    return channel
+
+
+async def tail_offset(connection: AbstractRobustConnection, names: Names) -> int:
+    """The offset of the last message now in the log, or -1 when it is empty.
+
+    Reads the last chunk ("last") until it has been quiet for a moment; replays
+    then stop exactly there instead of guessing from silence mid-log.
+    """
+    highest = -1
+    seen = asyncio.Event()
+
+    def note(entry: Entry) -> None:
+        nonlocal highest
+        highest = max(highest, entry.offset)
+        seen.set()
+
+    channel = await stream_channel(connection)
+    follower = LogFollower(channel, names, note)
+    await follower.start("last")
+    try:
+        while True:
+            seen.clear()
+            try:
+                await asyncio.wait_for(seen.wait(), TAIL_QUIET_S)
+            except TimeoutError:
+                return highest
+    finally:
+        await follower.stop()
+        await channel.close()
+
+
+async def _until_done_or_quiet(done: asyncio.Event, progress: Callable[[], int]) -> None:
+    """Wait for ``done``; give up when nothing new arrived for a whole second.
+
+    A start after the tail (a later offset or time) delivers nothing, and must
+    not wait forever.
+    """
+    seen = -1
+    while not done.is_set() and progress() != seen:
+        seen = progress()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 1.0)
+
+
+async def read_log(
+    connection: AbstractRobustConnection, names: Names, start: Offset = "first"
+) -> list[Entry]:
+    """Every entry from ``start`` to the log's tail as it was when called."""
+    tail = await tail_offset(connection, names)
+    entries: list[Entry] = []
+    done = asyncio.Event()
+    if tail < 0:
+        return entries
+
+    def keep(entry: Entry) -> None:
+        if entry.offset <= tail:
+            entries.append(entry)
+        if entry.offset >= tail:
+            done.set()
+
+    channel = await stream_channel(connection)
+    follower = LogFollower(channel, names, keep)
+    await follower.start(start)
+    try:
+        await _until_done_or_quiet(done, lambda: len(entries))
+    finally:
+        await follower.stop()
+        await channel.close()
+    return entries

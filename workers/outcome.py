@@ -1,0 +1,32 @@
+"""What to do with a work message once its events are recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Done with it: the events say what happened."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Publish attempt ``attempt`` of the same body, due at ``due_at``."""
+
+    body: bytes
+    target: str
+    attempt: int
+    delay_s: float
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Cannot be processed: park it in the dead-letter queue with the reason."""
+
+    reason: str
+
+
+Outcome = Ack | Retry | DeadLetter

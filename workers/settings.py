@@ -1,0 +1,52 @@
+"""Settings: one frozen model, built in one place and passed down (no globals).
+
+Every field has an environment twin ``RICOCHET_<FIELD>``; the CLI builds the
+model from flags whose defaults come from those variables.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+
+
+def default_worker_id() -> str:
+    """host:pid, so an event says which process on which host ran the attempt."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Settings(BaseModel):
+    """Everything a Ricochet process needs to know about its broker and itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amqp_url: str = DEFAULT_AMQP_URL
+    namespace: str = Field(default="ricochet", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    concurrency: int = Field(default=8, ge=1, le=10_000)
+    prefetch: int | None = Field(default=None, ge=1, le=65_535)
+    delivery_limit: int = Field(default=5, ge=1)
+    stream_max_age: str = Field(default="7D", pattern=r"^\d+[YMDhms]$")
+    worker_id: str = Field(default_factory=default_worker_id)
+
+    @property
+    def work_prefetch(self) -> int:
+        """Explicit prefetch for work queues: by default one message per execution slot."""
+        return self.prefetch or self.concurrency
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read ``RICOCHET_*`` variables; explicit ``overrides`` win."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            key = f"RICOCHET_{name.upper()}"
+            if key in source and source[key] != "":
+                values[name] = source[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

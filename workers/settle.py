@@ -1,0 +1,102 @@
+"""The one place that turns an outcome into broker calls: ack, retry, dead-letter.
+
+Nothing else in Ricochet acks, rejects or re-publishes work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
+
+from contracts import ATTEMPT_HEADER, DUE_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER
+from workers.broker import persistent_message, publish
+from workers.outcome import Ack, DeadLetter, Outcome, Retry
+from workers.topology import (
+    DELAY_HEADER,
+    DELAY_REDECLARE_S,
+    Names,
+    declare_queue,
+    delay_queue,
+)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Settler:
+    """Publishes retries and dead letters on a confirming channel, then acks."""
+
+    def __init__(
+        self, channel: AbstractChannel, names: Names, clock: Clock = utc_now
+    ) -> None:
+        self._channel = channel
+        self._names = names
+        self._clock = clock
+        self._declared_at: dict[int, float] = {}
+        self._work: AbstractExchange | None = None
+        self._delay: AbstractExchange | None = None
+        self._dead: AbstractExchange | None = None
+
+    async def open(self) -> Settler:
+        self._work = await self._channel.get_exchange(self._names.work, ensure=False)
+        self._delay = await self._channel.get_exchange(self._names.delay, ensure=False)
+        self._dead = await self._channel.get_exchange(self._names.dead, ensure=False)
+        return self
+
+    async def settle(self, message: AbstractIncomingMessage | None, outcome: Outcome) -> None:
+        """Carry out ``outcome``; ack ``message`` (if still held) only once that is confirmed."""
+        match outcome:
+            case Ack():
+                pass
+            case Retry():
+                await self.schedule(outcome)
+            case DeadLetter():
+                assert message is not None, "only a held message can be dead-lettered"
+                await self.dead_letter(message, outcome.reason)
+        if message is not None:
+            await message.ack()
+
+    async def schedule(self, retry: Retry) -> None:
+        """Straight to the work exchange when due, else into the delay queue for its delay.
+
+        The TTL is the time left until the due time now, so the time spent
+        before publishing is not added to the delay.
+        """
+        assert self._work is not None and self._delay is not None, "call open() first"
+        headers = {ATTEMPT_HEADER: retry.attempt, DUE_AT_HEADER: round(retry.due_at.timestamp() * 1000)}
+        remaining = (retry.due_at - self._clock()).total_seconds()
+        if retry.delay_s <= 0 or remaining <= 0.001:
+            await publish(self._work, persistent_message(retry.body, headers=headers), retry.target)
+            return
+        delay_ms = round(retry.delay_s * 1000)
+        await self._ensure_delay_queue(delay_ms)
+        headers[DELAY_HEADER] = delay_ms
+        message = persistent_message(retry.body, headers=headers, expiration_s=remaining)
+        await publish(self._delay, message, retry.target)
+
+    async def _ensure_delay_queue(self, delay_ms: int) -> None:
+        """Declare (and so keep alive) the delay queue at least every few minutes."""
+        last = self._declared_at.get(delay_ms)
+        now = time.monotonic()
+        if last is None or now - last > DELAY_REDECLARE_S:
+            await declare_queue(self._channel, delay_queue(self._names, delay_ms))
+            self._declared_at[delay_ms] = now
+
+    async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """Copy the message to the dead-letter exchange with why, keeping its body intact."""
+        assert self._dead is not None, "call open() first"
+        headers: dict[str, Any] = {
+            k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")
+        }
+        headers[REASON_HEADER] = reason[:1000]
+        headers[SOURCE_QUEUE_HEADER] = f"{message.exchange or '(default)'}/{message.routing_key}"
+        copy = persistent_message(message.body, headers=headers, type_=message.type)
+        copy.content_type = message.content_type
+        await publish(self._dead, copy, message.routing_key or "")

@@ -1,0 +1,127 @@
+"""``@task`` and ``@workflow``: declare a function as a target with a retry policy.
+
+The policy is parsed when the decorator runs, so a nonsensical ``retries=``
+fails at import with the task's name, not at 3 a.m. on the first failure.
+Workers find tasks by scanning the modules they are given: there is no global
+registry to fill or forget.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from contracts import RetryPolicy
+from engine import parse_retries
+
+if TYPE_CHECKING:
+    from workers.client import Handle
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+Kind = Literal["task", "workflow"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """How a target runs: its name on the wire, its queue and its retry policy."""
+
+    name: str
+    queue: str
+    policy: RetryPolicy
+    kind: Kind = "task"
+
+
+class Task(Generic[P, R]):
+    """A declared target. Calling it runs the function here and now."""
+
+    def __init__(self, fn: Callable[P, R], spec: TaskSpec) -> None:
+        self.fn = fn
+        self.spec = spec
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", spec.name)
+        self.__wrapped__ = fn
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    async def submit(self, *args: P.args, **kwargs: P.kwargs) -> Handle:
+        """Start an execution through the current client; returns its handle."""
+        from workers.client import current_client
+
+        return await current_client().submit(self.name, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self.spec.kind} {self.name} queue={self.spec.queue} {self.spec.policy}>"
+
+
+def target_name(fn: Callable[..., Any]) -> str:
+    """``module:function``, the default name on the wire (SPEC section 6)."""
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+def _declare(
+    kind: Kind, retries: object, queue: str, name: str | None
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    def wrap(fn: Callable[P, R]) -> Task[P, R]:
+        task_name = name or target_name(fn)
+        spec = TaskSpec(task_name, queue, parse_retries(task_name, retries), kind)
+        return Task(fn, spec)
+
+    return wrap
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def task(
+    *, retries: object = 0, queue: str = DEFAULT_QUEUE, name: str | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    retries: object = 0,
+    queue: str = DEFAULT_QUEUE,
+    name: str | None = None,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Declare a task: ``@task`` or ``@task(retries=(5, 300, 600), queue="mail")``."""
+    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare("task", retries, queue, name)
+    return decorator if fn is None else decorator(fn)
+
+
+@overload
+def workflow(fn: Callable[P, R], /) -> Task[P, R]: ...
+@overload
+def workflow(
+    *, retries: object = 0, queue: str = DEFAULT_QUEUE, name: str | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def workflow(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    retries: object = 0,
+    queue: str = DEFAULT_QUEUE,
+    name: str | None = None,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Declare a workflow; for now it runs like a task (same retries, same events)."""
+    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare("workflow", retries, queue, name)
+    return decorator if fn is None else decorator(fn)
+
+
+def tasks_in(module: ModuleType) -> list[Task[..., Any]]:
+    """Every task a module defines or imports, by scanning its namespace."""
+    return [value for value in vars(module).values() if isinstance(value, Task)]

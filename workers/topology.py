@@ -1,0 +1,192 @@
+"""The names and shapes of everything Ricochet uses on RabbitMQ, as typed data.
+
+``declare_*`` functions apply them idempotently; every component declares what
+it needs at start (SPEC section 4). Layout:
+
+- ``<ns>.events`` (fanout) -> ``<ns>.events`` stream: the event log.
+- ``<ns>.work`` (direct, routing key = target) -> ``<ns>.work.<queue>`` quorum queues.
+- ``<ns>.delay`` (headers) -> ``<ns>.delay.<ms>ms``: one queue per delay value, so
+  no retry waits behind a longer one; expired messages dead-letter back to
+  ``<ns>.work`` with their original routing key (the target).
+- ``<ns>.dead`` (fanout) -> ``<ns>.dead`` quorum queue: what cannot be processed.
+- ``<ns>.triggers`` (topic, routing key = target) -> ``<ns>.triggers`` quorum queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+from workers.settings import Settings
+
+DELAY_HEADER = "ricochet-delay-ms"
+"""Header the delay exchange routes on: which delay queue a retry waits in."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSpec:
+    name: str
+    kind: aio_pika.ExchangeType
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    bind_to: str | None = None
+    binding_key: str | None = None
+    binding_arguments: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Every name, prefixed by the namespace so environments can share a broker."""
+
+    namespace: str
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def work(self) -> str:
+        return f"{self.namespace}.work"
+
+    @property
+    def delay(self) -> str:
+        return f"{self.namespace}.delay"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.namespace}.dead"
+
+    @property
+    def triggers(self) -> str:
+        return f"{self.namespace}.triggers"
+
+    def work_queue(self, queue: str) -> str:
+        return f"{self.namespace}.work.{queue}"
+
+    def delay_queue(self, delay_ms: int) -> str:
+        return f"{self.namespace}.delay.{delay_ms}ms"
+
+
+def exchanges(names: Names) -> tuple[ExchangeSpec, ...]:
+    return (
+        ExchangeSpec(names.events, aio_pika.ExchangeType.FANOUT),
+        ExchangeSpec(names.work, aio_pika.ExchangeType.DIRECT),
+        ExchangeSpec(names.delay, aio_pika.ExchangeType.HEADERS),
+        ExchangeSpec(names.dead, aio_pika.ExchangeType.FANOUT),
+        ExchangeSpec(names.triggers, aio_pika.ExchangeType.TOPIC),
+    )
+
+
+def event_log(names: Names, settings: Settings) -> QueueSpec:
+    """The stream: durable, retention by age; streams refuse TTL and dead-lettering."""
+    return QueueSpec(
+        names.events,
+        {"x-queue-type": "stream", "x-max-age": settings.stream_max_age},
+        bind_to=names.events,
+        binding_key="",
+    )
+
+
+def dead_letters(names: Names) -> QueueSpec:
+    return QueueSpec(names.dead, {"x-queue-type": "quorum"}, bind_to=names.dead, binding_key="")
+
+
+def triggers(names: Names, settings: Settings) -> QueueSpec:
+    return QueueSpec(
+        names.triggers, _quorum(names, settings), bind_to=names.triggers, binding_key="#"
+    )
+
+
+def work_queue(names: Names, settings: Settings, queue: str) -> QueueSpec:
+    """A quorum work queue; bindings per target are made by the worker that serves them."""
+    return QueueSpec(names.work_queue(queue), _quorum(names, settings))
+
+
+def _quorum(names: Names, settings: Settings) -> dict[str, Any]:
+    """Quorum with a delivery limit, so a poison message ends in the dead-letter queue.
+
+    At-least-once dead-lettering needs ``reject-publish`` overflow, or it quietly
+    falls back to at-most-once (RABBITMQ.md).
+    """
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": settings.delivery_limit,
+        "x-dead-letter-exchange": names.dead,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def delay_queue(names: Names, delay_ms: int) -> QueueSpec:
+    """A queue with no consumers where retries due ``delay_ms`` after failure wait.
+
+    It expires when unused for well over its TTL, so it is surely empty by then
+    (a queue removed by ``x-expires`` drops what it holds).
+    """
+    return QueueSpec(
+        names.delay_queue(delay_ms),
+        {
+            "x-dead-letter-exchange": names.work,
+            "x-expires": delay_expiry_ms(delay_ms),
+        },
+        bind_to=names.delay,
+        binding_key="",
+        binding_arguments={"x-match": "all", DELAY_HEADER: delay_ms},
+    )
+
+
+DELAY_REDECLARE_S = 300.0
+"""Publishers re-declare a delay queue at least this often, which resets its expiry."""
+
+
+def delay_expiry_ms(delay_ms: int) -> int:
+    """Twice the TTL plus twice the re-declare period: no message can outlive its queue."""
+    return 2 * delay_ms + int(2 * DELAY_REDECLARE_S * 1000)
+
+
+async def declare_exchanges(channel: AbstractChannel, names: Names) -> dict[str, AbstractExchange]:
+    declared = {}
+    for spec in exchanges(names):
+        declared[spec.name] = await channel.declare_exchange(spec.name, spec.kind, durable=True)
+    return declared
+
+
+async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> AbstractQueue:
+    queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+    if spec.bind_to is not None:
+        await queue.bind(
+            spec.bind_to, routing_key=spec.binding_key, arguments=spec.binding_arguments
+        )
+    return queue
+
+
+async def declare_core(channel: AbstractChannel, settings: Settings) -> Names:
+    """What every component needs: exchanges, the event log, dead letters, triggers."""
+    names = Names(settings.namespace)
+    await declare_exchanges(channel, names)
+    for spec in (event_log(names, settings), dead_letters(names), triggers(names, settings)):
+        await declare_queue(channel, spec)
+    return names
+
+
+def describe(names: Names, settings: Settings, queues: tuple[str, ...] = ()) -> list[str]:
+    """Human lines for ``ricochet topology``."""
+    lines = [f"exchange {spec.name} ({spec.kind.value})" for spec in exchanges(names)]
+    specs = [event_log(names, settings), dead_letters(names), triggers(names, settings)]
+    specs += [work_queue(names, settings, q) for q in queues]
+    for spec in specs:
+        kind = spec.arguments.get("x-queue-type", "classic")
+        bound = f" <- {spec.bind_to} [{spec.binding_key}]" if spec.bind_to else ""
+        lines.append(f"queue {spec.name} ({kind}){bound} {spec.arguments}")
+    lines.append(
+        f"queue {names.delay_queue(0).replace('0ms', '<ms>ms')} (classic, one per delay value)"
+        f" <- {names.delay} [{DELAY_HEADER}=<ms>] -> dead-letters to {names.work}"
+    )
+    return lines

@@ -1,0 +1,129 @@
+"""The worker process: consumes work queues and runs attempts, many at a time.
+
+Concurrency is bounded by a semaphore, not by prefetch: a work message is
+acked as soon as its ``AttemptStarted`` is confirmed, which frees prefetch
+credit while the function is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from workers.attempt import AttemptProcessor
+from workers.broker import connect, consuming_channel, publishing_channel
+from workers.event_log import EventRecorder
+from workers.logs import get_logger
+from workers.settings import Settings
+from workers.settle import Clock, Settler, utc_now
+from workers.tasks import Task
+from workers.topology import Names, declare_core, declare_queue, work_queue
+
+log = get_logger(__name__)
+
+
+class DuplicateTarget(ValueError):
+    """Two different functions were declared under one target name."""
+
+
+def index_tasks(tasks: Sequence[Task[..., Any]]) -> dict[str, Task[..., Any]]:
+    """Target name -> task; the same task imported twice is fine, two under one name are not."""
+    by_name: dict[str, Task[..., Any]] = {}
+    for item in tasks:
+        known = by_name.setdefault(item.name, item)
+        if known is not item and known.fn is not item.fn:
+            raise DuplicateTarget(f"two functions are declared as {item.name!r}")
+    return by_name
+
+
+class Worker:
+    """Serves ``tasks`` from their queues (or only ``queues``, when given)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tasks: Sequence[Task[..., Any]],
+        queues: Sequence[str] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.tasks = index_tasks(tasks)
+        self.queues = tuple(queues) if queues else tuple(sorted({t.spec.queue for t in tasks}))
+        self._clock = clock
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="ricochet")
+        self._running: set[asyncio.Task[None]] = set()
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._connection: AbstractRobustConnection | None = None
+        self._processor: AttemptProcessor | None = None
+
+    async def start(self) -> None:
+        """Connect, declare what this worker needs, and start consuming."""
+        self._connection = await connect(self.settings, "worker")
+        publishing = await publishing_channel(self._connection)
+        names = await declare_core(publishing, self.settings)
+        self._processor = AttemptProcessor(
+            tasks=self.tasks,
+            recorder=await EventRecorder.open(publishing, names),
+            settler=await Settler(publishing, names, self._clock).open(),
+            pool=self._pool,
+            worker_id=self.settings.worker_id,
+            clock=self._clock,
+        )
+        consuming = await consuming_channel(self._connection, self.settings.work_prefetch)
+        for queue_name, targets in self._targets_by_queue().items():
+            queue = await declare_queue(consuming, work_queue(names, self.settings, queue_name))
+            await self._bind(queue, names, targets)
+            tag = await queue.consume(self._on_message, no_ack=False)
+            self._consumers.append((queue, tag))
+        log.info("worker.started", queues=self.queues, targets=sorted(self.tasks))
+
+    def _targets_by_queue(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for queue_name in self.queues:
+            grouped[queue_name] = []
+        for name, item in self.tasks.items():
+            if item.spec.queue in grouped:
+                grouped[item.spec.queue].append(name)
+        return grouped
+
+    @staticmethod
+    async def _bind(queue: AbstractQueue, names: Names, targets: list[str]) -> None:
+        for target in targets:
+            await queue.bind(names.work, routing_key=target)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        current = asyncio.current_task()
+        assert current is not None
+        self._running.add(current)
+        try:
+            async with self._slots:
+                assert self._processor is not None
+                await self._processor.handle(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("work.handler_failed", routing_key=message.routing_key)
+        finally:
+            self._running.discard(current)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop taking work, let running attempts finish within ``grace_s``, then close."""
+        for queue, tag in self._consumers:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        self._consumers.clear()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace_s)
+        for pending in set(self._running):
+            pending.cancel()
+        if self._connection is not None:
+            await self._connection.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        log.info("worker.stopped")
