@@ -40,8 +40,8 @@ from contracts.work import (
 
 __all__ = [
     "ATTEMPT_HEADER",
-    "BATCH_ADAPTER",
     "AT_MOST_ONCE",
+    "BATCH_ADAPTER",
     "DUE_AT_HEADER",
     "EVENT_ADAPTER",
     "EVENT_TYPES",

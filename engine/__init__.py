@@ -4,8 +4,8 @@ from engine.commands import (
     Command,
     RecordFailure,
     RecordSuccess,
-    RejectExecution,
     Rejected,
+    RejectExecution,
     RequestExecution,
     StartAttempt,
 )

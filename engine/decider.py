@@ -23,9 +23,9 @@ from contracts import (
 )
 from engine.commands import (
     Command,
-    Rejected,
     RecordFailure,
     RecordSuccess,
+    Rejected,
     RejectExecution,
     RequestExecution,
     StartAttempt,

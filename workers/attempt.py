@@ -115,15 +115,15 @@ class AttemptProcessor:
         state = awaiting_attempt(work.execution_id, work.target, number)
         now = self.clock()
         start = StartAttempt(number, self.worker_id, task.spec.policy, now)
-        state = await self._record(start, state, message)
-        if state is None:
+        running = await self._record(start, state, message)
+        if running is None:
             return
         await self.settler.settle(message, Ack())
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
         bound.info("attempt.started", lateness_s=lateness)
         context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
         ran = await invoke(task, work.args, work.kwargs, context, self.pool)
-        outcome = await self._finish(ran, state, number, message.body, work.target)
+        outcome = await self._finish(ran, running, number, message.body, work.target)
         await self.settler.settle(None, outcome)
         bound.info("attempt.ended", outcome=type(ran).__name__.lower())
 

@@ -37,9 +37,7 @@ async def publishing_channel(connection: AbstractRobustConnection) -> AbstractCh
     return await connection.channel(publisher_confirms=True, on_return_raises=True)
 
 
-async def consuming_channel(
-    connection: AbstractRobustConnection, prefetch: int
-) -> AbstractChannel:
+async def consuming_channel(connection: AbstractRobustConnection, prefetch: int) -> AbstractChannel:
     """A channel for consumers with an explicit prefetch (never the unbounded default)."""
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     await channel.set_qos(prefetch_count=prefetch)

@@ -10,7 +10,7 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def _json_arg(value: str, what: str) -> Any:
         raise click.BadParameter(f"{what} is not valid JSON: {err}") from err
 
 
-def _run(main: Callable[[], Awaitable[int]]) -> None:
+def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
     sys.exit(asyncio.run(main()))
 
 

@@ -122,19 +122,29 @@ class Client:
         idempotency_key: str | None = None,
     ) -> Handle:
         """Record the request, then publish attempt 1; raises ``UnknownTarget``."""
-        assert self._recorder is not None and self._work is not None, "use `async with`"
+        assert self._recorder is not None, "use `async with Client(...)`"
+        assert self._work is not None, "use `async with Client(...)`"
         execution_id = uuid.uuid4().hex
         self._watcher.watch(execution_id)
         request = RequestExecution(
-            execution_id, target, self._clock(), tuple(args), dict(kwargs or {}),
-            parent_id, idempotency_key, self._source,
+            execution_id,
+            target,
+            self._clock(),
+            tuple(args),
+            dict(kwargs or {}),
+            parent_id,
+            idempotency_key,
+            self._source,
         )
         requested = decide(request, initial(execution_id))
         assert not isinstance(requested, Rejected)
         await self._recorder.record(requested)
         work = WorkMessage(
-            execution_id=execution_id, target=target, args=tuple(args),
-            kwargs=dict(kwargs or {}), parent_id=parent_id,
+            execution_id=execution_id,
+            target=target,
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            parent_id=parent_id,
         )
         message = persistent_message(encode(work), headers={ATTEMPT_HEADER: 1})
         try:

@@ -126,7 +126,7 @@ def human(event: contracts.Event) -> str:
     detail: dict[str, Any] = event.model_dump(
         mode="json", exclude={"event_id", "execution_id", "attempt", "at", "worker", "type"}
     )
-    if "error" in detail and detail["error"]:
+    if detail.get("error"):
         detail["error"] = f"{detail['error']['type']}: {detail['error']['message']}"
     extras = " ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
     who = f" on {event.worker}" if event.worker else ""

@@ -15,7 +15,7 @@ log = get_logger(__name__)
 
 
 class Projector:
-    """A live fold of the whole log (SPEC section 3): restart it and it replays to the same state."""
+    """A live fold of the whole log (SPEC section 3); restarted, it replays to the same state."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

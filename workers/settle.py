@@ -33,9 +33,7 @@ def utc_now() -> datetime:
 class Settler:
     """Publishes retries and dead letters on a confirming channel, then acks."""
 
-    def __init__(
-        self, channel: AbstractChannel, names: Names, clock: Clock = utc_now
-    ) -> None:
+    def __init__(self, channel: AbstractChannel, names: Names, clock: Clock = utc_now) -> None:
         self._channel = channel
         self._names = names
         self._clock = clock
@@ -69,8 +67,10 @@ class Settler:
         The TTL is the time left until the due time now, so the time spent
         before publishing is not added to the delay.
         """
-        assert self._work is not None and self._delay is not None, "call open() first"
-        headers = {ATTEMPT_HEADER: retry.attempt, DUE_AT_HEADER: round(retry.due_at.timestamp() * 1000)}
+        assert self._work is not None, "call open() first"
+        assert self._delay is not None, "call open() first"
+        due_ms = round(retry.due_at.timestamp() * 1000)
+        headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempt, DUE_AT_HEADER: due_ms}
         remaining = (retry.due_at - self._clock()).total_seconds()
         if retry.delay_s <= 0 or remaining <= 0.001:
             await publish(self._work, persistent_message(retry.body, headers=headers), retry.target)

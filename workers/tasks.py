@@ -12,9 +12,9 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
-from contracts import RetryPolicy
+from contracts import Json, RetryPolicy
 from engine import parse_retries
 
 if TYPE_CHECKING:
@@ -62,10 +62,19 @@ class Task(Generic[P, R]):
         """Start an execution through the current client; returns its handle."""
         from workers.client import current_client
 
-        return await current_client().submit(self.name, args, kwargs)
+        return await current_client().submit(self.name, _json_args(args), _json_kwargs(kwargs))
 
     def __repr__(self) -> str:
         return f"<{self.spec.kind} {self.name} queue={self.spec.queue} {self.spec.policy}>"
+
+
+def _json_args(args: tuple[object, ...]) -> tuple[Json, ...]:
+    """Arguments cross the wire as JSON; the encoder refuses anything else at publish."""
+    return cast(tuple[Json, ...], args)
+
+
+def _json_kwargs(kwargs: dict[str, object]) -> dict[str, Json]:
+    return cast(dict[str, Json], kwargs)
 
 
 def target_name(fn: Callable[..., Any]) -> str:

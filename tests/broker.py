@@ -1,0 +1,79 @@
+"""Finding a broker for the tests, and isolating each test run on it.
+
+Order (DEVELOPERS brief): ``RICOCHET_AMQP_URL``, else a broker on localhost,
+else testcontainers (for machines with Docker). With none, the run fails
+with a message saying so: broker tests are never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+from contextlib import AbstractContextManager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+
+LOCAL_URL = "amqp://guest:guest@localhost:5672/"
+
+
+class NoBroker(RuntimeError):
+    """No RabbitMQ could be reached or started: the run must fail, loudly."""
+
+
+async def reachable(url: str, timeout: float = 5.0) -> bool:
+    try:
+        connection = await asyncio.wait_for(aio_pika.connect(url), timeout)
+    except (OSError, TimeoutError, aio_pika.exceptions.AMQPError):
+        return False
+    await connection.close()
+    return True
+
+
+def start_container() -> tuple[str, AbstractContextManager[object]]:
+    """A throw-away RabbitMQ from testcontainers; raises NoBroker without Docker."""
+    try:
+        from testcontainers.rabbitmq import RabbitMqContainer
+
+        container = RabbitMqContainer("rabbitmq:3.10-management")
+        container.start()
+    except Exception as err:
+        raise NoBroker(
+            "no RabbitMQ: RICOCHET_AMQP_URL is unset, nothing answers on localhost:5672, and"
+            f" testcontainers could not start one ({type(err).__name__}: {err}). Start RabbitMQ"
+            " (`rabbitmq-server -detached`) or point RICOCHET_AMQP_URL at one."
+        ) from err
+    host = container.get_container_host_ip()
+    port = container.get_exposed_port(5672)
+    return f"amqp://guest:guest@{host}:{port}/", container
+
+
+def with_vhost(url: str, vhost: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def is_local(url: str) -> bool:
+    return urlsplit(url).hostname in {"localhost", "127.0.0.1", "::1"}
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def can_admin(url: str) -> bool:
+    """Local broker and rabbitmqctl at hand: then each run gets a vhost of its own."""
+    return is_local(url) and shutil.which("rabbitmqctl") is not None
+
+
+def create_vhost() -> str:
+    vhost = f"ricochet-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    return vhost
+
+
+def delete_vhost(vhost: str) -> None:
+    rabbitmqctl("delete_vhost", vhost)

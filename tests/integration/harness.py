@@ -1,0 +1,87 @@
+"""Helpers for integration tests: workers in-process, the log as a list, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from contracts import Event
+from workers.broker import connect, publishing_channel
+from workers.log_reader import read_log
+from workers.settings import Settings
+from workers.tasks import Task
+from workers.topology import Names, declare_core
+from workers.worker import Worker
+
+
+@asynccontextmanager
+async def running_worker(
+    settings: Settings, tasks: Sequence[Task[..., Any]], **options: Any
+) -> AsyncIterator[Worker]:
+    """A worker on this event loop, stopped (with a short grace) when the block ends."""
+    worker = Worker(settings, tasks, **options)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.stop(grace_s=5.0)
+
+
+async def log_events(settings: Settings, execution_id: str | None = None) -> list[Event]:
+    """Every event now on the stream, in order; optionally one execution's only."""
+    connection = await connect(settings, "test-reader")
+    try:
+        channel = await publishing_channel(connection)
+        names = await declare_core(channel, settings)
+        entries = await read_log(connection, names)
+    finally:
+        await connection.close()
+    events = [event for entry in entries for event in entry.events]
+    if execution_id is None:
+        return events
+    return [event for event in events if event.execution_id == execution_id]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 15.0, every: float = 0.1) -> Any:
+    """Poll an async or sync check until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(every)
+
+
+async def dead_letters(
+    settings: Settings, expected: int, timeout: float = 10.0
+) -> list[AbstractIncomingMessage]:
+    """Take ``expected`` messages from the dead-letter queue (acked), waiting for them."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    taken: list[AbstractIncomingMessage] = []
+    try:
+        channel = await connection.channel()
+        queue = await channel.get_queue(Names(settings.namespace).dead, ensure=False)
+        deadline = time.monotonic() + timeout
+        while len(taken) < expected and time.monotonic() < deadline:
+            message = await queue.get(no_ack=True, fail=False)
+            if message is None:
+                await asyncio.sleep(0.1)
+            else:
+                taken.append(message)
+    finally:
+        await connection.close()
+    return taken
+
+
+def types_of(events: Sequence[Event]) -> list[str]:
+    return [event.type for event in events]
