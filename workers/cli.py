@@ -40,10 +40,25 @@ def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
 
 
 @click.group(context_settings={"auto_envvar_prefix": "RICOCHET", "show_default": True})
-@click.option("--amqp-url", default="amqp://guest:guest@localhost:5672/", help="Broker URL.")
-@click.option("--namespace", default="ricochet", help="Prefix of every queue and exchange.")
-@click.option("--log-level", default="INFO")
-@click.option("--log-json/--log-pretty", default=None, help="Default: JSON unless on a terminal.")
+@click.option(
+    "--amqp-url",
+    default="amqp://guest:guest@localhost:5672/",
+    envvar="RICOCHET_AMQP_URL",
+    help="Broker URL.",
+)
+@click.option(
+    "--namespace",
+    default="ricochet",
+    envvar="RICOCHET_NAMESPACE",
+    help="Prefix of every queue and exchange.",
+)
+@click.option("--log-level", default="INFO", envvar="RICOCHET_LOG_LEVEL")
+@click.option(
+    "--log-json/--log-pretty",
+    default=None,
+    envvar="RICOCHET_LOG_JSON",
+    help="Default: JSON unless stderr is a terminal.",
+)
 @click.pass_context
 def main(
     ctx: click.Context, amqp_url: str, namespace: str, log_level: str, log_json: bool | None
@@ -55,10 +70,22 @@ def main(
 
 @main.command()
 @click.argument("modules", nargs=-1, required=True)
-@click.option("--concurrency", type=int, default=8, help="Attempts run at once.")
-@click.option("--prefetch", type=int, default=None, help="Work prefetch (default: concurrency).")
-@click.option("--queues", default=None, help="Comma-separated queues to consume (default: all).")
-@click.option("--grace", type=float, default=30.0, help="Seconds running attempts get on SIGTERM.")
+@click.option(
+    "--concurrency", type=int, default=8, envvar="RICOCHET_CONCURRENCY", help="Attempts at once."
+)
+@click.option(
+    "--prefetch", type=int, envvar="RICOCHET_PREFETCH", help="Work prefetch (default: concurrency)."
+)
+@click.option(
+    "--queues", envvar="RICOCHET_QUEUES", help="Comma-separated queues to consume (default: all)."
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    envvar="RICOCHET_GRACE",
+    help="Seconds to finish on SIGTERM.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,

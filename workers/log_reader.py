@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 
 from contracts import DecodeError, Event, decode_batch
 from workers.logs import get_logger
@@ -54,18 +59,19 @@ class LogFollower:
         self._handler = handler
         self._arguments: dict[str, Any] = {}
         self._tag: str | None = None
+        self._queue: AbstractQueue | None = None
         self.last_offset: int | None = None
 
     async def start(self, offset: Offset = "first") -> None:
+        """Subscribe from ``offset``; a passive declare registers the queue for restore."""
         self._arguments["x-stream-offset"] = offset
-        queue = await self._channel.get_queue(self._names.events, ensure=False)
-        self._tag = await queue.consume(self._on_message, arguments=self._arguments)
+        self._queue = await self._channel.declare_queue(self._names.events, passive=True)
+        self._tag = await self._queue.consume(self._on_message, arguments=self._arguments)
 
     async def stop(self) -> None:
-        if self._tag is not None:
-            queue = await self._channel.get_queue(self._names.events, ensure=False)
+        if self._tag is not None and self._queue is not None:
             with contextlib.suppress(Exception):
-                await queue.cancel(self._tag)
+                await self._queue.cancel(self._tag)
             self._tag = None
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
