@@ -28,6 +28,7 @@ from contracts.events import (
     event_id,
 )
 from contracts.failure import ErrorInfo, FailureCause
+from contracts.heartbeat import Heartbeat, RunningAttempt
 from contracts.policy import AT_MOST_ONCE, RetryPolicy
 from contracts.trigger import MAX_TRIGGER_BYTES, TRIGGER_CONTENT_TYPE, TriggerV1
 from contracts.work import (
@@ -62,9 +63,11 @@ __all__ = [
     "ExecutionRequested",
     "ExecutionSucceeded",
     "FailureCause",
+    "Heartbeat",
     "Json",
     "RetryPolicy",
     "RetryScheduled",
+    "RunningAttempt",
     "TriggerV1",
     "WireModel",
     "WorkMessage",

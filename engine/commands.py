@@ -59,10 +59,11 @@ class RecordFailure:
 
 @dataclass(frozen=True, slots=True)
 class RejectExecution:
-    """A requested execution cannot be run at all (no route to its target, say)."""
+    """The execution's next attempt cannot run (no route to its target, a poison message)."""
 
     error: ErrorInfo
     now: datetime
+    cause: FailureCause = FailureCause.REJECTED
 
 
 Command = RequestExecution | StartAttempt | RecordSuccess | RecordFailure | RejectExecution

@@ -17,7 +17,6 @@ from contracts import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
-    FailureCause,
     RetryScheduled,
     event_id,
 )
@@ -167,15 +166,17 @@ def _fail(command: RecordFailure, state: ExecutionState) -> Decision:
 
 
 def _reject(command: RejectExecution, state: ExecutionState) -> Decision:
-    if state.status is not Status.PENDING or state.next_attempt != 1:
-        return Rejected(f"only a pending execution can be rejected (status {state.status})")
+    """End an execution whose next attempt cannot run: no route, or its message was poison."""
+    if state.status not in (Status.PENDING, Status.RETRY_SCHEDULED):
+        return Rejected(f"only a waiting execution can be rejected (status {state.status})")
+    last_ran = state.next_attempt - 1
     return (
         ExecutionFailed(
-            event_id=event_id(state.execution_id, 0, "ended"),
+            event_id=event_id(state.execution_id, last_ran, "ended"),
             execution_id=state.execution_id,
-            attempt=0,
+            attempt=last_ran,
             at=command.now,
-            cause=FailureCause.REJECTED,
+            cause=command.cause,
             error=command.error,
         ),
     )

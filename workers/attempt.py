@@ -4,8 +4,8 @@ The order is what makes the guarantees (SPEC sections 3 and 5):
 
 1. a message that cannot be read, or names an unknown target, is dead-lettered;
 2. ``AttemptStarted`` is recorded and confirmed, and only then the work message
-   is acked, so a redelivery means the body never ran, and a long run never
-   meets ``consumer_timeout``;
+   is acked, so a long run never meets ``consumer_timeout``; a redelivered
+   message runs only if the log has no ``AttemptStarted`` for it;
 3. the function runs; its outcome (``AttemptSucceeded`` + ``ExecutionSucceeded``,
    or ``AttemptFailed`` + ``RetryScheduled`` / ``ExecutionFailed``) is recorded;
 4. a retry message is published only after the events that schedule it are confirmed.
@@ -13,7 +13,8 @@ The order is what makes the guarantees (SPEC sections 3 and 5):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from contracts import (
     ATTEMPT_HEADER,
     DUE_AT_HEADER,
     DecodeError,
+    ErrorInfo,
     Event,
     FailureCause,
     RetryScheduled,
@@ -40,12 +42,15 @@ from engine import (
     awaiting_attempt,
     run,
 )
+from workers.broker import TRANSIENT
 from workers.context import AttemptContext
 from workers.event_log import EventRecorder
+from workers.heartbeat import RunningAttempts
 from workers.logs import get_logger
-from workers.outcome import Ack, DeadLetter, Outcome, Retry
+from workers.outcome import Ack, DeadLetter, Outcome, Requeue, Retry
 from workers.runner import Raised, Returned, invoke
 from workers.settle import Clock, Settler
+from workers.started_check import StartedLookup
 from workers.tasks import Task
 
 log = get_logger(__name__)
@@ -89,9 +94,15 @@ class AttemptProcessor:
     pool: Executor
     worker_id: str
     clock: Clock
+    running: RunningAttempts
+    started: StartedLookup
+    accepting: Callable[[], bool]
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Process one delivery end to end; bad input is dead-lettered, never raised."""
+        if not self.accepting():
+            await self.settler.settle(message, Requeue())
+            return
         try:
             delivery = parse(message)
         except BadMessage as err:
@@ -101,57 +112,104 @@ class AttemptProcessor:
         if task is None:
             await self._reject(message, f"unknown target {delivery.work.target!r}")
             return
+        if message.redelivered and await self._already_started(message, delivery):
+            return
         await self._attempt(message, delivery, task)
 
     async def _reject(self, message: AbstractIncomingMessage, reason: str) -> None:
         log.warning("work.dead_lettered", reason=reason, routing_key=message.routing_key)
         await self.settler.settle(message, DeadLetter(reason))
 
+    async def _already_started(self, message: AbstractIncomingMessage, delivery: Delivery) -> bool:
+        """A redelivery of an attempt the log says started: someone owns it, drop this copy."""
+        work = delivery.work
+        if not await self.started.was_started(
+            work.execution_id, delivery.attempt, message.timestamp
+        ):
+            return False
+        log.warning(
+            "work.redelivered_after_start",
+            execution_id=work.execution_id,
+            attempt=delivery.attempt,
+        )
+        await self.settler.settle(message, Ack())
+        return True
+
     async def _attempt(
         self, message: AbstractIncomingMessage, delivery: Delivery, task: Task[..., Any]
     ) -> None:
         work, number = delivery.work, delivery.attempt
         bound = log.bind(execution_id=work.execution_id, attempt=number, target=work.target)
-        state = awaiting_attempt(work.execution_id, work.target, number)
+        key = (work.execution_id, number)
+        self.running.add(key)
+        try:
+            running = await self._claim(message, delivery, task)
+            if running is None:
+                return
+            context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
+            try:
+                ran = await invoke(task, work.args, work.kwargs, context, self.pool)
+            except asyncio.CancelledError:
+                bound.warning("attempt.interrupted_by_shutdown")
+                await self._finish(_interrupted(), running, number, message.body, work.target)
+                raise
+            await self._finish(ran, running, number, message.body, work.target)
+            bound.info("attempt.ended", outcome=type(ran).__name__.lower())
+        finally:
+            self.running.discard(key)
+
+    async def _claim(
+        self, message: AbstractIncomingMessage, delivery: Delivery, task: Task[..., Any]
+    ) -> ExecutionState | None:
+        """Record ``AttemptStarted`` (one try), then ack: from here the attempt is ours.
+
+        If the start cannot be confirmed the message stays unacked and comes back;
+        if the ack is lost after the confirm, the redelivered copy finds the start
+        on the log and is dropped, so the body still runs once.
+        """
+        work, number = delivery.work, delivery.attempt
         now = self.clock()
-        start = StartAttempt(number, self.worker_id, task.spec.policy, now)
-        running = await self._record(start, state, message)
-        if running is None:
-            return
-        await self.settler.settle(message, Ack())
+        state = awaiting_attempt(work.execution_id, work.target, number)
+        decision, running = run(StartAttempt(number, self.worker_id, task.spec.policy, now), state)
+        if isinstance(decision, Rejected):
+            await self._reject(message, decision.reason)
+            return None
+        await self.recorder.record_once(decision)
+        try:
+            await self.settler.settle(message, Ack())
+        except TRANSIENT as err:
+            log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
-        bound.info("attempt.started", lateness_s=lateness)
-        context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
-        ran = await invoke(task, work.args, work.kwargs, context, self.pool)
-        outcome = await self._finish(ran, running, number, message.body, work.target)
-        await self.settler.settle(None, outcome)
-        bound.info("attempt.ended", outcome=type(ran).__name__.lower())
+        log.info(
+            "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
+        )
+        return running
 
     async def _finish(
         self, ran: Returned | Raised, state: ExecutionState, number: int, body: bytes, target: str
-    ) -> Outcome:
+    ) -> None:
+        """Record the outcome (retrying through broker trouble), then publish any retry."""
         now = self.clock()
         command: Command
         if isinstance(ran, Returned):
             command = RecordSuccess(number, ran.result, now, self.worker_id)
         else:
-            command = RecordFailure(number, FailureCause.EXCEPTION, ran.error, now, self.worker_id)
+            command = RecordFailure(number, ran.cause, ran.error, now, self.worker_id)
         decision, _ = run(command, state)
         if isinstance(decision, Rejected):
             raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
         await self.recorder.record(decision)
-        return retry_for(decision, body, target)
+        await self.settler.settle(None, retry_for(decision, body, target))
 
-    async def _record(
-        self, command: Command, state: ExecutionState, message: AbstractIncomingMessage
-    ) -> ExecutionState | None:
-        """Record what ``command`` decides; a refusal dead-letters the message."""
-        decision, after = run(command, state)
-        if isinstance(decision, Rejected):
-            await self._reject(message, decision.reason)
-            return None
-        await self.recorder.record(decision)
-        return after
+
+def _interrupted() -> Raised:
+    return Raised(
+        ErrorInfo(
+            type="WorkerShutdown",
+            message="the worker shut down before the attempt finished within its grace period",
+        ),
+        FailureCause.WORKER_LOST,
+    )
 
 
 def retry_for(events: tuple[Event, ...], body: bytes, target: str) -> Outcome:

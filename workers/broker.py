@@ -7,17 +7,21 @@ unroutable publish raises.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractRobustConnection,
 )
 
+from workers.logs import get_logger
 from workers.settings import Settings
 
 JSON = "application/json"
@@ -64,6 +68,43 @@ def persistent_message(
     )
 
 
+PUBLISH_TIMEOUT_S = 15.0
+RETRY_PAUSE_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+
+TRANSIENT = (
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.DeliveryError,
+    ConnectionError,
+    TimeoutError,
+)
+"""Broker trouble that a reconnect cures. ``PublishError`` (unroutable) is not among them."""
+
+log = get_logger(__name__)
+
+
 async def publish(exchange: AbstractExchange, message: aio_pika.Message, routing_key: str) -> None:
-    """Publish and wait for the broker's confirm; raises if unroutable or nacked."""
-    await exchange.publish(message, routing_key=routing_key, mandatory=True)
+    """Publish once and wait for the broker's confirm; raises if unroutable, nacked or cut off."""
+    await exchange.publish(
+        message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT_S
+    )
+
+
+async def publish_until_confirmed(
+    exchange: AbstractExchange, message: aio_pika.Message, routing_key: str
+) -> None:
+    """Publish, retrying through broker trouble until confirmed.
+
+    For facts that must not be lost once the work they describe has happened.
+    A retry after a lost confirm can duplicate the message: events carry
+    deterministic ids, so readers drop the copy.
+    """
+    for tries in itertools.count():
+        try:
+            await publish(exchange, message, routing_key)
+            return
+        except TRANSIENT as err:
+            pause = RETRY_PAUSE_S[min(tries, len(RETRY_PAUSE_S) - 1)]
+            log.warning("publish.retrying", routing_key=routing_key, error=repr(err), tries=tries)
+            await asyncio.sleep(pause)
+            message.message_id = uuid.uuid4().hex

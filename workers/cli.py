@@ -25,7 +25,11 @@ from workers.settings import Settings
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     base: Settings = ctx.obj
-    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings.model_validate({**base.model_dump(), **given})
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
 
 
 def _json_arg(value: str, what: str) -> Any:
@@ -94,11 +98,19 @@ def worker(
     prefetch: int | None,
     queues: str | None,
     grace: float,
+    heartbeat: float,
+    loss_window: float,
 ) -> None:
     """Run the tasks declared in MODULES (imported from the current directory too)."""
     sys.path.insert(0, os.getcwd())
     imported = [importlib.import_module(name) for name in modules]
-    settings = _settings(ctx, concurrency=concurrency, prefetch=prefetch)
+    settings = _settings(
+        ctx,
+        concurrency=concurrency,
+        prefetch=prefetch,
+        heartbeat_s=heartbeat,
+        loss_window_s=loss_window,
+    )
     chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
     _run(lambda: commands.run_worker(settings, imported, chosen, grace))
 

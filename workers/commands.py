@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -40,7 +41,7 @@ async def _until_signalled() -> None:
     def on_signal() -> None:
         if stop.is_set():
             log.warning("signal.again_exiting_now")
-            sys.exit(1)
+            os._exit(1)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,7 +59,11 @@ async def run_worker(
     worker = Worker(settings, tasks, queues)
     await worker.start()
     await _until_signalled()
+    log.info("worker.stopping", grace_s=grace)
     await worker.stop(grace)
+    if worker.threads_still_busy:
+        log.warning("worker.exiting_with_threads_running")
+        os._exit(0)
     return 0
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from contracts import Event, encode_batch
-from workers.broker import persistent_message, publish
+from workers.broker import persistent_message, publish, publish_until_confirmed
 from workers.topology import Names
 
 BATCH_TYPE = "ricochet.events"
@@ -28,7 +29,14 @@ class EventRecorder:
         return cls(await channel.get_exchange(names.events, ensure=False))
 
     async def record(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        message = persistent_message(encode_batch(list(events)), type_=BATCH_TYPE)
-        await publish(self._exchange, message, routing_key="")
+        """Record facts that must not be lost: retries through broker trouble until confirmed."""
+        if events:
+            await publish_until_confirmed(self._exchange, self._message(events), routing_key="")
+
+    async def record_once(self, events: Sequence[Event]) -> None:
+        """One try: for a claim (``AttemptStarted``) that must not be made twice."""
+        await publish(self._exchange, self._message(events), routing_key="")
+
+    @staticmethod
+    def _message(events: Sequence[Event]) -> aio_pika.Message:
+        return persistent_message(encode_batch(list(events)), type_=BATCH_TYPE)

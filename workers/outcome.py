@@ -29,4 +29,9 @@ class DeadLetter:
     reason: str
 
 
-Outcome = Ack | Retry | DeadLetter
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """Not started and not ours to start now (shutting down): give it back to the queue."""
+
+
+Outcome = Ack | Retry | DeadLetter | Requeue

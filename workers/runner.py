@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from contracts import ErrorInfo, Json, encode_json
+from contracts import ErrorInfo, FailureCause, Json, encode_json
 from workers.context import AttemptContext, set_current
 from workers.tasks import Task
 
@@ -28,7 +28,7 @@ class Returned:
 @dataclass(frozen=True, slots=True)
 class Raised:
     error: ErrorInfo
-    exception: BaseException
+    cause: FailureCause = FailureCause.EXCEPTION
 
 
 Ran = Returned | Raised
@@ -66,19 +66,43 @@ async def invoke(
     context: AttemptContext,
     pool: Executor,
 ) -> Ran:
-    """Run one attempt of ``task``; exceptions become ``Raised``, cancellation propagates."""
+    """Run one attempt of ``task``; exceptions become ``Raised``, cancellation propagates.
+
+    With a timeout, an async function is cancelled when it expires. A sync one
+    cannot be stopped: its thread runs on until the function returns, and what
+    it returns then is dropped, since the attempt's outcome is already recorded.
+    """
     set_current(context)
+    deadline = asyncio.timeout(task.spec.timeout_s)
     try:
-        if task.is_async:
-            result = await task.fn(*args, **kwargs)
-        else:
-            call = functools.partial(task.fn, *args, **kwargs)
-            snapshot = contextvars.copy_context()
-            result = await asyncio.get_running_loop().run_in_executor(pool, snapshot.run, call)
+        async with deadline:
+            result = await _call(task, args, kwargs, pool)
         return Returned(_checked(result))
     except asyncio.CancelledError:
         raise
+    except TimeoutError as exc:
+        if not deadline.expired():
+            return Raised(error_info(exc))
+        return Raised(_timed_out(task), FailureCause.TIMEOUT)
     except Exception as exc:
-        return Raised(error_info(exc), exc)
+        return Raised(error_info(exc))
     finally:
         set_current(None)
+
+
+async def _call(
+    task: Task[..., Any], args: tuple[Json, ...], kwargs: Mapping[str, Json], pool: Executor
+) -> Any:
+    if task.is_async:
+        return await task.fn(*args, **kwargs)
+    call = functools.partial(task.fn, *args, **kwargs)
+    snapshot = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(pool, snapshot.run, call)
+
+
+def _timed_out(task: Task[..., Any]) -> ErrorInfo:
+    kind = "cancelled" if task.is_async else "left running in its thread; its result is dropped"
+    return ErrorInfo(
+        type="AttemptTimeout",
+        message=f"{task.name} ran past its timeout of {task.spec.timeout_s:g} s ({kind})",
+    )

@@ -11,7 +11,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -33,6 +33,18 @@ class Settings(BaseModel):
     delivery_limit: int = Field(default=5, ge=1)
     stream_max_age: str = Field(default="7D", pattern=r"^\d+[YMDhms]$")
     worker_id: str = Field(default_factory=default_worker_id)
+    heartbeat_s: float = Field(default=1.0, gt=0, le=60)
+    loss_window_s: float = Field(default=10.0, gt=0, le=3600)
+    retry_recovery_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _window_spans_heartbeats(self) -> Settings:
+        if self.loss_window_s < 3 * self.heartbeat_s:
+            raise ValueError(
+                f"loss_window_s ({self.loss_window_s}) must be at least 3 heartbeats"
+                f" ({3 * self.heartbeat_s}): one late heartbeat must not declare a worker lost"
+            )
+        return self
 
     @property
     def work_prefetch(self) -> int:

@@ -13,8 +13,8 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from contracts import ATTEMPT_HEADER, DUE_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER
-from workers.broker import persistent_message, publish
-from workers.outcome import Ack, DeadLetter, Outcome, Retry
+from workers.broker import persistent_message, publish_until_confirmed
+from workers.outcome import Ack, DeadLetter, Outcome, Requeue, Retry
 from workers.topology import (
     DELAY_HEADER,
     DELAY_REDECLARE_S,
@@ -58,6 +58,10 @@ class Settler:
             case DeadLetter():
                 assert message is not None, "only a held message can be dead-lettered"
                 await self.dead_letter(message, outcome.reason)
+            case Requeue():
+                assert message is not None, "only a held message can be requeued"
+                await message.nack(requeue=True)
+                return
         if message is not None:
             await message.ack()
 
@@ -73,13 +77,14 @@ class Settler:
         headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempt, DUE_AT_HEADER: due_ms}
         remaining = (retry.due_at - self._clock()).total_seconds()
         if retry.delay_s <= 0 or remaining <= 0.001:
-            await publish(self._work, persistent_message(retry.body, headers=headers), retry.target)
+            message = persistent_message(retry.body, headers=headers)
+            await publish_until_confirmed(self._work, message, retry.target)
             return
         delay_ms = round(retry.delay_s * 1000)
         await self._ensure_delay_queue(delay_ms)
         headers[DELAY_HEADER] = delay_ms
         message = persistent_message(retry.body, headers=headers, expiration_s=remaining)
-        await publish(self._delay, message, retry.target)
+        await publish_until_confirmed(self._delay, message, retry.target)
 
     async def _ensure_delay_queue(self, delay_ms: int) -> None:
         """Declare (and so keep alive) the delay queue at least every few minutes."""
@@ -91,12 +96,22 @@ class Settler:
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Copy the message to the dead-letter exchange with why, keeping its body intact."""
-        assert self._dead is not None, "call open() first"
         headers: dict[str, Any] = {
             k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")
         }
-        headers[REASON_HEADER] = reason[:1000]
-        headers[SOURCE_QUEUE_HEADER] = f"{message.exchange or '(default)'}/{message.routing_key}"
-        copy = persistent_message(message.body, headers=headers, type_=message.type)
-        copy.content_type = message.content_type
-        await publish(self._dead, copy, message.routing_key or "")
+        source = f"{message.exchange or '(default)'}/{message.routing_key}"
+        await self.park(message.body, message.routing_key or "", reason, source, headers)
+
+    async def park(
+        self,
+        body: bytes,
+        routing_key: str,
+        reason: str,
+        source: str,
+        headers: dict[str, Any] | None = None,
+    ) -> None:
+        """Publish ``body`` to the dead-letter queue with the reason in its headers."""
+        assert self._dead is not None, "call open() first"
+        parked = {**(headers or {}), REASON_HEADER: reason[:1000], SOURCE_QUEUE_HEADER: source}
+        message = persistent_message(body, headers=parked)
+        await publish_until_confirmed(self._dead, message, routing_key)

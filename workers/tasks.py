@@ -35,6 +35,7 @@ class TaskSpec:
     queue: str
     policy: RetryPolicy
     kind: Kind = "task"
+    timeout_s: float | None = None
 
 
 class Task(Generic[P, R]):
@@ -82,12 +83,25 @@ def target_name(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}:{fn.__qualname__}"
 
 
+class InvalidTimeout(ValueError):
+    """A ``timeout=`` that is not a positive number of seconds."""
+
+
+def _timeout(task_name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidTimeout(f"task {task_name!r}: timeout must be seconds > 0, got {value!r}")
+    return float(value)
+
+
 def _declare(
-    kind: Kind, retries: object, queue: str, name: str | None
+    kind: Kind, retries: object, queue: str, name: str | None, timeout: object
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
         task_name = name or target_name(fn)
-        spec = TaskSpec(task_name, queue, parse_retries(task_name, retries), kind)
+        policy = parse_retries(task_name, retries)
+        spec = TaskSpec(task_name, queue, policy, kind, _timeout(task_name, timeout))
         return Task(fn, spec)
 
     return wrap
@@ -97,7 +111,11 @@ def _declare(
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def task(
-    *, retries: object = 0, queue: str = DEFAULT_QUEUE, name: str | None = None
+    *,
+    retries: object = 0,
+    queue: str = DEFAULT_QUEUE,
+    name: str | None = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
     fn: Callable[P, R] | None = None,
@@ -106,9 +124,15 @@ def task(
     retries: object = 0,
     queue: str = DEFAULT_QUEUE,
     name: str | None = None,
+    timeout: float | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-    """Declare a task: ``@task`` or ``@task(retries=(5, 300, 600), queue="mail")``."""
-    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare("task", retries, queue, name)
+    """Declare a task: ``@task`` or ``@task(retries=(5, 300, 600), queue="mail", timeout=60)``.
+
+    ``timeout`` (seconds) fails an attempt that runs longer, with cause ``timeout``.
+    """
+    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare(
+        "task", retries, queue, name, timeout
+    )
     return decorator if fn is None else decorator(fn)
 
 
@@ -116,7 +140,11 @@ def task(
 def workflow(fn: Callable[P, R], /) -> Task[P, R]: ...
 @overload
 def workflow(
-    *, retries: object = 0, queue: str = DEFAULT_QUEUE, name: str | None = None
+    *,
+    retries: object = 0,
+    queue: str = DEFAULT_QUEUE,
+    name: str | None = None,
+    timeout: float | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def workflow(
     fn: Callable[P, R] | None = None,
@@ -125,9 +153,12 @@ def workflow(
     retries: object = 0,
     queue: str = DEFAULT_QUEUE,
     name: str | None = None,
+    timeout: float | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a workflow; for now it runs like a task (same retries, same events)."""
-    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare("workflow", retries, queue, name)
+    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare(
+        "workflow", retries, queue, name, timeout
+    )
     return decorator if fn is None else decorator(fn)
 
 

@@ -10,6 +10,10 @@ it needs at start (SPEC section 4). Layout:
   ``<ns>.work`` with their original routing key (the target).
 - ``<ns>.dead`` (fanout) -> ``<ns>.dead`` quorum queue: what cannot be processed.
 - ``<ns>.triggers`` (topic, routing key = target) -> ``<ns>.triggers`` quorum queue.
+- ``<ns>.supervisor``: heartbeats; single active consumer, so exactly one worker
+  process supervises at a time and another takes over when it goes.
+- ``<ns>.dead.watch``: a second queue on ``<ns>.dead`` that the supervisor reads to
+  mark executions failed when the broker dead-letters their work (delivery limit).
 """
 
 from __future__ import annotations
@@ -67,6 +71,14 @@ class Names:
     def triggers(self) -> str:
         return f"{self.namespace}.triggers"
 
+    @property
+    def supervisor(self) -> str:
+        return f"{self.namespace}.supervisor"
+
+    @property
+    def dead_watch(self) -> str:
+        return f"{self.namespace}.dead.watch"
+
     def work_queue(self, queue: str) -> str:
         return f"{self.namespace}.work.{queue}"
 
@@ -101,6 +113,32 @@ def dead_letters(names: Names) -> QueueSpec:
 def triggers(names: Names, settings: Settings) -> QueueSpec:
     return QueueSpec(
         names.triggers, _quorum(names, settings), bind_to=names.triggers, binding_key="#"
+    )
+
+
+HEARTBEAT_BACKLOG = 10_000
+
+
+def supervisor(names: Names) -> QueueSpec:
+    """Heartbeats for the one active supervisor; bounded, since they are worthless when old."""
+    return QueueSpec(
+        names.supervisor,
+        {
+            "x-single-active-consumer": True,
+            "x-message-ttl": 60_000,
+            "x-max-length": HEARTBEAT_BACKLOG,
+            "x-overflow": "drop-head",
+        },
+    )
+
+
+def dead_watch(names: Names) -> QueueSpec:
+    """What the broker dead-letters, for the supervisor to record; the dead queue keeps a copy."""
+    return QueueSpec(
+        names.dead_watch,
+        {"x-queue-type": "quorum", "x-single-active-consumer": True},
+        bind_to=names.dead,
+        binding_key="",
     )
 
 
@@ -171,16 +209,25 @@ async def declare_core(channel: AbstractChannel, settings: Settings) -> Names:
     """What every component needs: exchanges, the event log, dead letters, triggers."""
     names = Names(settings.namespace)
     await declare_exchanges(channel, names)
-    for spec in (event_log(names, settings), dead_letters(names), triggers(names, settings)):
+    for spec in core_queues(names, settings):
         await declare_queue(channel, spec)
     return names
+
+
+def core_queues(names: Names, settings: Settings) -> tuple[QueueSpec, ...]:
+    return (
+        event_log(names, settings),
+        dead_letters(names),
+        dead_watch(names),
+        triggers(names, settings),
+        supervisor(names),
+    )
 
 
 def describe(names: Names, settings: Settings, queues: tuple[str, ...] = ()) -> list[str]:
     """Human lines for ``ricochet topology``."""
     lines = [f"exchange {spec.name} ({spec.kind.value})" for spec in exchanges(names)]
-    specs = [event_log(names, settings), dead_letters(names), triggers(names, settings)]
-    specs += [work_queue(names, settings, q) for q in queues]
+    specs = [*core_queues(names, settings), *(work_queue(names, settings, q) for q in queues)]
     for spec in specs:
         kind = spec.arguments.get("x-queue-type", "classic")
         bound = f" <- {spec.bind_to} [{spec.binding_key}]" if spec.bind_to else ""

@@ -19,13 +19,20 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from workers.attempt import AttemptProcessor
 from workers.broker import connect, consuming_channel, publishing_channel
 from workers.event_log import EventRecorder
+from workers.heartbeat import HeartbeatSender, RunningAttempts
 from workers.logs import get_logger
 from workers.settings import Settings
 from workers.settle import Clock, Settler, utc_now
+from workers.started_check import StartedLookup
+from workers.supervisor import Supervisor
 from workers.tasks import Task
 from workers.topology import Names, declare_core, declare_queue, work_queue
 
 log = get_logger(__name__)
+
+SPARE_THREADS = 4
+"""Threads beyond --concurrency, so a sync function left running past its timeout
+does not take a slot's thread away."""
 
 
 class DuplicateTarget(ValueError):
@@ -57,25 +64,41 @@ class Worker:
         self.queues = tuple(queues) if queues else tuple(sorted({t.spec.queue for t in tasks}))
         self._clock = clock
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="ricochet")
+        self._pool = ThreadPoolExecutor(
+            settings.concurrency + SPARE_THREADS, thread_name_prefix="ricochet"
+        )
         self._running: set[asyncio.Task[None]] = set()
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._connection: AbstractRobustConnection | None = None
         self._processor: AttemptProcessor | None = None
+        self._running_attempts = RunningAttempts()
+        self._heartbeat: HeartbeatSender | None = None
+        self.supervisor: Supervisor | None = None
+        self._accepting = True
 
     async def start(self) -> None:
         """Connect, declare what this worker needs, and start consuming."""
-        self._connection = await connect(self.settings, "worker")
-        publishing = await publishing_channel(self._connection)
+        self._connection = connection = await connect(self.settings, "worker")
+        publishing = await publishing_channel(connection)
         names = await declare_core(publishing, self.settings)
+        recorder = await EventRecorder.open(publishing, names)
+        settler = await Settler(publishing, names, self._clock).open()
         self._processor = AttemptProcessor(
             tasks=self.tasks,
-            recorder=await EventRecorder.open(publishing, names),
-            settler=await Settler(publishing, names, self._clock).open(),
+            recorder=recorder,
+            settler=settler,
             pool=self._pool,
             worker_id=self.settings.worker_id,
             clock=self._clock,
+            running=self._running_attempts,
+            started=StartedLookup(connection, names),
+            accepting=lambda: self._accepting,
         )
+        beats = await publishing_channel(connection)
+        self._heartbeat = HeartbeatSender(beats, self.settings, self._running_attempts, self._clock)
+        self._heartbeat.start()
+        self.supervisor = Supervisor(self.settings, connection, recorder, settler, self._clock)
+        await self.supervisor.start()
         consuming = await consuming_channel(self._connection, self.settings.work_prefetch)
         for queue_name, targets in self._targets_by_queue().items():
             queue = await declare_queue(consuming, work_queue(names, self.settings, queue_name))
@@ -114,16 +137,35 @@ class Worker:
             self._running.discard(current)
 
     async def stop(self, grace_s: float = 30.0) -> None:
-        """Stop taking work, let running attempts finish within ``grace_s``, then close."""
+        """Stop taking work; running attempts get ``grace_s`` to finish, then are recorded
+        as lost (and follow their policy); messages not yet started go back to the queue."""
+        self._accepting = False
+        if self._heartbeat is not None:
+            self._heartbeat.stopping = True
         for queue, tag in self._consumers:
             with contextlib.suppress(Exception):
                 await queue.cancel(tag)
         self._consumers.clear()
         if self._running:
             await asyncio.wait(set(self._running), timeout=grace_s)
-        for pending in set(self._running):
+        unfinished = set(self._running)
+        for pending in unfinished:
             pending.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished, timeout=30)
+        await self._close()
+        log.info("worker.stopped", interrupted=len(unfinished))
+
+    async def _close(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
         if self._connection is not None:
             await self._connection.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        log.info("worker.stopped")
+
+    @property
+    def threads_still_busy(self) -> bool:
+        """A sync function that outlived its timeout or the grace period is still running."""
+        return any(t.is_alive() for t in self._pool._threads)

@@ -1,0 +1,62 @@
+"""Was this attempt already started? Asked of the log for redelivered work messages.
+
+A work message is acked right after its ``AttemptStarted`` is confirmed. If the
+connection drops in between, the broker redelivers a message whose attempt is
+already owned (its worker runs it, or the supervisor will declare it lost).
+Running it again would break at-most-once, so a redelivered message runs only
+if the log has no ``AttemptStarted`` for it. Redeliveries are rare (reconnects,
+crashes, shutdowns), so this reads the log from the message's publish time,
+incrementally, and remembers what it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from aio_pika.abc import AbstractRobustConnection
+
+from contracts import AttemptStarted, event_id
+from workers.log_reader import Offset, read_log
+from workers.topology import Names
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(seconds=30)
+"""Read from this long before the message's publish time: hosts' clocks differ."""
+
+
+class StartedLookup:
+    """Answers 'is there an ``AttemptStarted`` for this attempt on the log?'."""
+
+    def __init__(self, connection: AbstractRobustConnection, names: Names) -> None:
+        self._connection = connection
+        self._names = names
+        self._lock = asyncio.Lock()
+        self._started: set[str] = set()
+        self._scanned_from: datetime | None = None
+        self._next_offset: int | None = None
+
+    async def was_started(
+        self, execution_id: str, attempt: int, published_at: datetime | None
+    ) -> bool:
+        wanted = event_id(execution_id, attempt, "started")
+        async with self._lock:
+            await self._scan(published_at)
+            return wanted in self._started
+
+    async def _scan(self, published_at: datetime | None) -> None:
+        """Read what is new since the last scan, or rescan from earlier if asked about older."""
+        floor = EPOCH if published_at is None else published_at - CLOCK_SKEW
+        start: Offset
+        if self._scanned_from is not None and floor >= self._scanned_from and self._next_offset:
+            start = self._next_offset
+        else:
+            start = "first" if floor == EPOCH else floor.replace(microsecond=0)
+            self._scanned_from = floor
+            self._next_offset = None
+            self._started.clear()
+        for entry in await read_log(self._connection, self._names, start):
+            self._next_offset = entry.offset + 1
+            for event in entry.events:
+                if isinstance(event, AttemptStarted):
+                    self._started.add(event.event_id)

@@ -1,0 +1,232 @@
+"""The supervisor: turns silence into ``worker_lost`` failures, and dead letters into endings.
+
+Every worker process runs one, but the heartbeat queue has a single active
+consumer, so exactly one supervises at a time; when it dies the broker makes
+another active, which rebuilds what it needs by replaying the log. It judges
+only once it has read the log up to where it stood on taking over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import timedelta
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from contracts import (
+    AttemptFailed,
+    AttemptStarted,
+    AttemptSucceeded,
+    DecodeError,
+    Event,
+    Heartbeat,
+    RetryScheduled,
+    decode,
+)
+from engine import ExecutionState, Projection, Status
+from engine.vigil import Vigil
+from workers.event_log import EventRecorder
+from workers.log_reader import Entry, LogFollower, stream_channel, tail_offset
+from workers.logs import get_logger
+from workers.recovery import Recovery
+from workers.settings import Settings
+from workers.settle import Clock, Settler
+from workers.topology import Names, dead_watch, declare_queue, supervisor
+
+log = get_logger(__name__)
+
+ENDED_MEMORY = 100_000
+"""Recently ended executions remembered, so a straggler event cannot revive one."""
+
+
+class Supervisor:
+    """Watches heartbeats and the log; records what no worker is left to record."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        connection: AbstractRobustConnection,
+        recorder: EventRecorder,
+        settler: Settler,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.names = Names(settings.namespace)
+        self._connection = connection
+        self._clock = clock
+        self._monotonic = monotonic
+        self.vigil = Vigil(settings.loss_window_s)
+        self.projection = Projection()
+        self._ended: OrderedDict[str, None] = OrderedDict()
+        self._last_seen: dict[str, float] = {}
+        self._scheduled_by: dict[str, str | None] = {}
+        self._recovered: set[tuple[str, int]] = set()
+        self._recovery = Recovery(settings, recorder, settler, clock)
+        self.active = False
+        self._last_receipt = float("-inf")
+        self.caught_up = asyncio.Event()
+        self._reached = asyncio.Event()
+        self._catch_up_to = -1
+        self._activated_at = 0.0
+        self._channels: list[AbstractChannel] = []
+        self._follower: LogFollower | None = None
+        self._judge_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Join the heartbeat queue; the broker decides whether this one is active."""
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=500)
+        self._channels.append(channel)
+        queue = await declare_queue(channel, supervisor(self.names))
+        await queue.consume(self._on_heartbeat)
+
+    async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        try:
+            heartbeat = decode(Heartbeat, message.body)
+        except DecodeError as err:
+            log.warning("supervisor.bad_heartbeat", reason=str(err))
+            return
+        now = self._monotonic()
+        if not self._watching(now):
+            self.vigil.restart_clock(now)
+        self._last_receipt = now
+        self._last_seen[heartbeat.worker] = now
+        self.vigil.heartbeat(((r.execution_id, r.attempt) for r in heartbeat.running), now)
+        if not self.active:
+            self.active = True
+            asyncio.get_running_loop().create_task(self._activate())
+
+    async def _activate(self) -> None:
+        """Replay the log, then judge every heartbeat interval and read dead letters."""
+        self._activated_at = self._monotonic()
+        log.info("supervisor.active", worker=self.settings.worker_id)
+        self._catch_up_to = await tail_offset(self._connection, self.names)
+        if self._catch_up_to < 0:
+            self._reached.set()
+        channel = await stream_channel(self._connection)
+        self._channels.append(channel)
+        self._follower = LogFollower(channel, self.names, self._on_entry)
+        await self._follower.start("first")
+        await self._reached.wait()
+        tail = self._catch_up_to
+        self.vigil.restart_clock(self._monotonic())
+        self.caught_up.set()
+        log.info("supervisor.caught_up", offset=tail, running=len(self.vigil.vouched))
+        await self._watch_dead_letters()
+        self._judge_task = asyncio.create_task(self._judge_forever(), name="ricochet-judge")
+
+    def _on_entry(self, entry: Entry) -> None:
+        for event in entry.events:
+            self.note(event)
+        if entry.offset >= self._catch_up_to:
+            self._reached.set()
+
+    def note(self, event: Event) -> None:
+        """Fold one event in, and keep the vigil in step with what is running."""
+        if event.execution_id in self._ended:
+            return
+        state = self.projection.apply(event)
+        key = (event.execution_id, event.attempt)
+        if isinstance(event, AttemptStarted):
+            self.vigil.started(key, self._monotonic())
+        elif isinstance(event, AttemptSucceeded | AttemptFailed):
+            self.vigil.ended(key)
+        elif isinstance(event, RetryScheduled):
+            self._scheduled_by[event.execution_id] = event.worker
+        if state.is_terminal:
+            self._forget(state)
+
+    def _forget(self, state: ExecutionState) -> None:
+        self.projection.executions.pop(state.execution_id, None)
+        self._scheduled_by.pop(state.execution_id, None)
+        for attempt in state.attempts:
+            self.vigil.ended((state.execution_id, attempt.number))
+        self._ended[state.execution_id] = None
+        while len(self._ended) > ENDED_MEMORY:
+            self._ended.popitem(last=False)
+
+    async def _judge_forever(self) -> None:
+        while True:
+            try:
+                await self.judge()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("supervisor.judge_failed")
+            await asyncio.sleep(min(self.settings.heartbeat_s, 0.5))
+
+    def _watching(self, now: float) -> bool:
+        """Heartbeats flow to this supervisor (its own worker's included) only while it is
+        the active one and connected; after a gap, nobody's silence can be judged."""
+        return now - self._last_receipt <= 3 * self.settings.heartbeat_s
+
+    async def judge(self) -> None:
+        """Declare overdue attempts lost; re-publish retries whose scheduler died."""
+        if not self._watching(self._monotonic()):
+            return
+        for key in self.vigil.overdue(self._monotonic()):
+            await self._declare_lost(*key)
+        for state in list(self.projection.executions.values()):
+            if self._retry_was_lost(state):
+                self._recovered.add((state.execution_id, state.next_attempt))
+                await self._recovery.republish(state)
+
+    async def _declare_lost(self, execution_id: str, attempt: int) -> None:
+        self.vigil.ended((execution_id, attempt))
+        state = self.projection.get(execution_id)
+        if state is None or state.status is not Status.RUNNING or state.next_attempt != attempt:
+            return
+        worker = state.attempts[-1].worker if state.attempts else None
+        events = await self._recovery.lose(state, attempt, worker, self.settings.worker_id)
+        for event in events:
+            self.note(event)
+
+    def _retry_was_lost(self, state: ExecutionState) -> bool:
+        """Due long ago, never started, and whoever scheduled it is silent (died in between)."""
+        if state.status is not Status.RETRY_SCHEDULED or state.next_due_at is None:
+            return False
+        if (state.execution_id, state.next_attempt) in self._recovered:
+            return False
+        waited = self._clock() - state.next_due_at
+        overdue = waited > timedelta(seconds=self.settings.retry_recovery_s)
+        return overdue and not self._alive(self._scheduled_by.get(state.execution_id))
+
+    def _alive(self, worker: str | None) -> bool:
+        now = self._monotonic()
+        if worker is None:
+            return False
+        seen = self._last_seen.get(worker)
+        return seen is not None and now - seen <= self.settings.loss_window_s
+
+    async def _watch_dead_letters(self) -> None:
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=50)
+        self._channels.append(channel)
+        queue = await declare_queue(channel, dead_watch(self.names))
+        await queue.consume(self._on_dead_letter)
+
+    async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
+        """End the execution of a dead-lettered work message (unknown target, poison...)."""
+        try:
+            events = await self._recovery.abandon(message, self.projection)
+            for event in events:
+                self.note(event)
+        finally:
+            await message.ack()
+
+    async def stop(self) -> None:
+        if self._judge_task is not None:
+            self._judge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._judge_task
+        if self._follower is not None:
+            await self._follower.stop()
+        for channel in self._channels:
+            with contextlib.suppress(Exception):
+                await channel.close()
