@@ -13,8 +13,12 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, JsonV
 
 
 def _to_utc(value: datetime) -> datetime:
-    """Events are compared and sorted by time: keep every one in UTC."""
-    return value if value.utcoffset() == UTC.utcoffset(None) else value.astimezone(UTC)
+    """Events are compared and sorted by time: keep every one in UTC.
+
+    A zone that is merely at offset 0 today (Europe/London in winter) is not UTC:
+    arithmetic on it would follow its clock changes.
+    """
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

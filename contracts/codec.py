@@ -68,4 +68,9 @@ def describe(err: ValidationError) -> str:
         parts.append(f"{where}: {item['msg']}")
     more = err.error_count() - len(parts)
     suffix = f" (+{more} more)" if more > 0 else ""
-    return "; ".join(parts)[:900] + suffix
+    return one_line("; ".join(parts))[:900] + suffix
+
+
+def one_line(text: str) -> str:
+    """Input can smuggle line breaks into a reason; headers and log lines want one line."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")

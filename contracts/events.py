@@ -102,7 +102,7 @@ Event = Annotated[
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
-EventBatch = tuple[Event, ...]
+EventBatch = Annotated[tuple[Event, ...], Field(min_length=1)]
 """One stream message: a JSON array of one or more events, recorded together."""
 
 BATCH_ADAPTER: TypeAdapter[EventBatch] = TypeAdapter(EventBatch)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.events import EVENT_ADAPTER, EVENT_TYPES
+from contracts.events import BATCH_ADAPTER, EVENT_ADAPTER, EVENT_TYPES
 from contracts.trigger import TriggerV1
 from contracts.work import WorkMessage
 
@@ -25,6 +25,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     for model in EVENT_TYPES:
         schemas[f"events/{_type_string(model)}.json"] = model.model_json_schema()
     schemas["events/event.json"] = EVENT_ADAPTER.json_schema()
+    schemas["events/batch.json"] = BATCH_ADAPTER.json_schema()
     schemas["work.v1.json"] = WorkMessage.model_json_schema()
     schemas["trigger.v1.json"] = TriggerV1.model_json_schema()
     for name, schema in schemas.items():

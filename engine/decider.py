@@ -6,7 +6,7 @@ No I/O, no clock, no randomness, no logging: the events are the trace.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import assert_never
 
 from contracts import (
@@ -160,7 +160,7 @@ def _fail(command: RecordFailure, state: ExecutionState) -> Decision:
         worker=command.worker,
         next_attempt=attempt + 1,
         delay_s=delay,
-        due_at=command.now + timedelta(seconds=delay),
+        due_at=command.now.astimezone(UTC) + timedelta(seconds=delay),
     )
     return (failed, retry)
 

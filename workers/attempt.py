@@ -150,6 +150,8 @@ class AttemptProcessor:
             try:
                 ran = await invoke(task, work.args, work.kwargs, context, self.pool)
             except asyncio.CancelledError:
+                if self.accepting():
+                    raise
                 bound.warning("attempt.interrupted_by_shutdown")
                 await self._finish(_interrupted(), running, number, message.body, work.target)
                 raise

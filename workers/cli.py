@@ -90,6 +90,20 @@ def main(
     envvar="RICOCHET_GRACE",
     help="Seconds to finish on SIGTERM.",
 )
+@click.option(
+    "--heartbeat",
+    type=float,
+    default=1.0,
+    envvar="RICOCHET_HEARTBEAT",
+    help="Seconds between beats.",
+)
+@click.option(
+    "--loss-window",
+    type=float,
+    default=10.0,
+    envvar="RICOCHET_LOSS_WINDOW",
+    help="Seconds of silence after which a running attempt is recorded as worker_lost.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,

@@ -161,6 +161,10 @@ class Client:
         if not isinstance(decision, Rejected):
             await self._recorder.record(decision)
 
+    def state(self, execution_id: str) -> ExecutionState | None:
+        """What the log has said so far about an execution this client watches."""
+        return self._watcher.state(execution_id)
+
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
         """The terminal state of an execution this client submitted."""
         return await asyncio.wait_for(asyncio.shield(self._watcher.watch(execution_id)), timeout)

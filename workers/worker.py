@@ -122,9 +122,17 @@ class Worker:
             await queue.bind(names.work, routing_key=target)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        current = asyncio.current_task()
-        assert current is not None
-        self._running.add(current)
+        """Hand the delivery to a task of our own and return.
+
+        aiormq cancels the tasks it runs consumer callbacks in when their channel
+        closes; an attempt must survive a reconnect, so it runs in our task, which
+        only ``stop`` cancels.
+        """
+        handler = asyncio.create_task(self._handle(message))
+        self._running.add(handler)
+        handler.add_done_callback(self._running.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
             async with self._slots:
                 assert self._processor is not None
@@ -133,8 +141,6 @@ class Worker:
             raise
         except Exception:
             log.exception("work.handler_failed", routing_key=message.routing_key)
-        finally:
-            self._running.discard(current)
 
     async def stop(self, grace_s: float = 30.0) -> None:
         """Stop taking work; running attempts get ``grace_s`` to finish, then are recorded

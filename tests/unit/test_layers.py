@@ -1,0 +1,136 @@
+"""Layers go one way (STYLE rule 1): contracts -> engine -> workers; the core has no I/O.
+
+The engine has no I/O, clock, randomness or logging: a test imports it and
+checks that no broker or logging library came along, and reads its source to
+check that nothing reaches for the clock, the network or the disk.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_FILES = sorted((ROOT / "engine").rglob("*.py"))
+CONTRACTS_FILES = sorted((ROOT / "contracts").rglob("*.py"))
+
+BROKER_AND_LOGGING = ("aio_pika", "aiormq", "pamqp", "structlog", "logging")
+ENGINE_FORBIDDEN = frozenset(
+    {
+        "workers",
+        "logging",
+        "structlog",
+        "aio_pika",
+        "aiormq",
+        "pamqp",
+        "asyncio",
+        "time",
+        "random",
+        "secrets",
+        "uuid",
+        "os",
+        "socket",
+        "subprocess",
+        "threading",
+    }
+)
+CONTRACTS_FORBIDDEN = frozenset(
+    {"workers", "engine", "logging", "structlog", "aio_pika", "aiormq", "pamqp", "asyncio"}
+)
+CLOCK_AND_CHANCE = frozenset(
+    {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "random", "uuid4"}
+)
+IO_BUILTINS = frozenset({"open", "print", "input"})
+
+
+def _name(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def imported_modules(tree: ast.AST) -> Iterator[str]:
+    """Top-level names of every absolute import in ``tree`` (relative ones stay in the package)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
+def called_names(tree: ast.AST) -> Iterator[str]:
+    """The name of everything called in ``tree``: ``f()`` gives f, ``a.b.f()`` gives f."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name):
+                yield node.func.id
+            elif isinstance(node.func, ast.Attribute):
+                yield node.func.attr
+
+
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def test_layer_files_were_found() -> None:
+    """The checks below read real files (an empty glob would pass them vacuously)."""
+    assert (True, True) == (bool(ENGINE_FILES), bool(CONTRACTS_FILES))
+
+
+def test_importing_engine_brings_no_broker_or_logging_library() -> None:
+    """``import engine`` in a fresh interpreter loads no broker client and no logging."""
+    # Given a fresh interpreter
+    code = "import engine, sys; print('\\n'.join(sorted(sys.modules)))"
+    # When it imports the engine
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = {name.split(".")[0] for name in done.stdout.split()}
+    # Then none of them came along
+    assert [] == [name for name in BROKER_AND_LOGGING if name in loaded]
+
+
+@pytest.mark.parametrize("path", ENGINE_FILES, ids=_name)
+def test_engine_imports_no_io_clock_randomness_or_workers(path: Path) -> None:
+    """No module under engine/ imports I/O, clock, randomness, logging or the workers layer."""
+    actual = sorted(set(imported_modules(parse(path))) & ENGINE_FORBIDDEN)
+
+    assert [] == actual
+
+
+@pytest.mark.parametrize("path", ENGINE_FILES, ids=_name)
+def test_engine_reads_no_clock_and_opens_nothing(path: Path) -> None:
+    """Time and randomness come in as data: no now()/time()/random(), no open() or print()."""
+    actual = sorted(set(called_names(parse(path))) & (CLOCK_AND_CHANCE | IO_BUILTINS))
+
+    assert [] == actual
+
+
+@pytest.mark.parametrize("path", CONTRACTS_FILES, ids=_name)
+def test_contracts_import_neither_engine_nor_workers(path: Path) -> None:
+    """Contracts are the bottom layer: they import neither engine nor workers, nor I/O."""
+    actual = sorted(set(imported_modules(parse(path))) & CONTRACTS_FORBIDDEN)
+
+    assert [] == actual
+
+
+@pytest.mark.parametrize("path", CONTRACTS_FILES, ids=_name)
+def test_contracts_read_no_clock_and_open_nothing(path: Path) -> None:
+    """Contracts are data and codec only: no clock, no files, no printing."""
+    actual = sorted(set(called_names(parse(path))) & (CLOCK_AND_CHANCE | IO_BUILTINS))
+
+    assert [] == actual
+
+
+def test_the_checks_catch_what_they_look_for() -> None:
+    """The AST helpers see plain, dotted and from-imports, and clock calls however spelled."""
+    tree = ast.parse(
+        "import os.path\nfrom time import monotonic\nfrom . import sibling\n"
+        "import datetime\nx = datetime.datetime.now()\nopen('f')\n"
+    )
+
+    assert ["datetime", "os", "time"] == sorted(imported_modules(tree))
+    assert {"now", "open"} == set(called_names(tree))
