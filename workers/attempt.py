@@ -14,12 +14,15 @@ The order is what makes the guarantees (SPEC sections 3 and 5):
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from contracts import (
     ATTEMPT_HEADER,
@@ -54,6 +57,9 @@ from workers.started_check import StartedLookup
 from workers.tasks import Task
 
 log = get_logger(__name__)
+
+START_VERIFY_S = 300.0
+"""How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
 
 
 class BadMessage(ValueError):
@@ -165,27 +171,68 @@ class AttemptProcessor:
     ) -> ExecutionState | None:
         """Record ``AttemptStarted`` (one try), then ack: from here the attempt is ours.
 
-        If the start cannot be confirmed the message stays unacked and comes back;
-        if the ack is lost after the confirm, the redelivered copy finds the start
-        on the log and is dropped, so the body still runs once.
+        A delivery whose channel has already closed is stale (the broker requeued
+        it), so it is left alone. If the start cannot be confirmed, the body does
+        not run: the message comes back. Once the start is confirmed the attempt
+        is ours even if the ack is lost with the connection: the confirm travelled
+        on that connection before its close, so the broker requeued the message
+        after the start was on the log, and the next holder finds it there and
+        drops its copy.
         """
         work, number = delivery.work, delivery.attempt
+        if not still_held(message):
+            log.info("work.stale_delivery", execution_id=work.execution_id, attempt=number)
+            return None
         now = self.clock()
         state = awaiting_attempt(work.execution_id, work.target, number)
         decision, running = run(StartAttempt(number, self.worker_id, task.spec.policy, now), state)
         if isinstance(decision, Rejected):
             await self._reject(message, decision.reason)
             return None
-        await self.recorder.record_once(decision)
+        claim = uuid.uuid4().hex
         try:
-            await self.settler.settle(message, Ack())
+            await self.recorder.record_once(decision, claim)
         except TRANSIENT as err:
-            log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
+            if not await self._start_landed(message, delivery, claim, err):
+                return None
+        else:
+            try:
+                await self.settler.settle(message, Ack())
+            except TRANSIENT as err:
+                log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
         log.info(
             "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
         )
         return running
+
+    async def _start_landed(
+        self,
+        message: AbstractIncomingMessage,
+        delivery: Delivery,
+        claim: str,
+        err: BaseException,
+    ) -> bool:
+        """The start's confirm was lost with the connection: did *this* claim reach the log?
+
+        After the reconnect, the log is settled: the broker either took the
+        publish before the connection closed (and requeued the message after it),
+        or dropped it. The next holder of the message reads the same log, so
+        exactly one of us runs the body. The claim's own message id is looked
+        for, not the start's event id, which the next holder's start shares.
+        """
+        work = delivery.work
+        log.warning("attempt.start_unconfirmed", execution_id=work.execution_id, error=repr(err))
+        deadline = time.monotonic() + START_VERIFY_S
+        while time.monotonic() < deadline:
+            try:
+                landed = await self.started.was_recorded(claim, message.timestamp)
+            except (*TRANSIENT, RuntimeError):
+                await asyncio.sleep(0.5)
+                continue
+            log.warning("attempt.start_verified", execution_id=work.execution_id, on_the_log=landed)
+            return landed
+        return False
 
     async def _finish(
         self, ran: Returned | Raised, state: ExecutionState, number: int, body: bytes, target: str
@@ -202,6 +249,14 @@ class AttemptProcessor:
             raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
         await self.recorder.record(decision)
         await self.settler.settle(None, retry_for(decision, body, target))
+
+
+def still_held(message: AbstractIncomingMessage) -> bool:
+    """False once the delivery's channel has closed (the broker requeued the message)."""
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
 
 
 def _interrupted() -> Raised:

@@ -33,9 +33,15 @@ class EventRecorder:
         if events:
             await publish_until_confirmed(self._exchange, self._message(events), routing_key="")
 
-    async def record_once(self, events: Sequence[Event]) -> None:
-        """One try: for a claim (``AttemptStarted``) that must not be made twice."""
-        await publish(self._exchange, self._message(events), routing_key="")
+    async def record_once(self, events: Sequence[Event], message_id: str) -> None:
+        """One try: for a claim (``AttemptStarted``) that must not be made twice.
+
+        ``message_id`` is unique to this claim, so after a lost confirm the log
+        can tell whether this publish (and not another worker's) got through.
+        """
+        message = self._message(events)
+        message.message_id = message_id
+        await publish(self._exchange, message, routing_key="")
 
     @staticmethod
     def _message(events: Sequence[Event]) -> aio_pika.Message:

@@ -33,16 +33,24 @@ class StartedLookup:
         self._names = names
         self._lock = asyncio.Lock()
         self._started: set[str] = set()
+        self._published: set[str] = set()
         self._scanned_from: datetime | None = None
         self._next_offset: int | None = None
 
     async def was_started(
         self, execution_id: str, attempt: int, published_at: datetime | None
     ) -> bool:
+        """Did anyone record this attempt's start?"""
         wanted = event_id(execution_id, attempt, "started")
         async with self._lock:
             await self._scan(published_at)
             return wanted in self._started
+
+    async def was_recorded(self, message_id: str, published_at: datetime | None) -> bool:
+        """Did the stream message published with ``message_id`` (one claim) reach the log?"""
+        async with self._lock:
+            await self._scan(published_at)
+            return message_id in self._published
 
     async def _scan(self, published_at: datetime | None) -> None:
         """Read what is new since the last scan, or rescan from earlier if asked about older."""
@@ -55,8 +63,11 @@ class StartedLookup:
             self._scanned_from = floor
             self._next_offset = None
             self._started.clear()
+            self._published.clear()
         for entry in await read_log(self._connection, self._names, start):
             self._next_offset = entry.offset + 1
+            if entry.message_id is not None:
+                self._published.add(entry.message_id)
             for event in entry.events:
                 if isinstance(event, AttemptStarted):
                     self._started.add(event.event_id)

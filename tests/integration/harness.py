@@ -16,7 +16,7 @@ from workers.broker import connect, publishing_channel
 from workers.log_reader import read_log
 from workers.settings import Settings
 from workers.tasks import Task
-from workers.topology import Names, declare_core
+from workers.topology import Names, declare_core, declare_queue, work_queue
 from workers.worker import Worker
 
 
@@ -85,3 +85,16 @@ async def dead_letters(
 
 def types_of(events: Sequence[Event]) -> list[str]:
     return [event.type for event in events]
+
+
+async def bind_target(settings: Settings, target: str, queue: str = "default") -> None:
+    """Declare a work queue and bind ``target`` to it, as a worker would, without a worker:
+    work can then be queued before any worker starts."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        names = Names(settings.namespace)
+        declared = await declare_queue(channel, work_queue(names, settings, queue))
+        await declared.bind(names.work, routing_key=target)
+    finally:
+        await connection.close()

@@ -10,11 +10,11 @@ import aio_pika
 
 from contracts import REASON_HEADER, FailureCause
 from engine import Status
-from tests.integration.harness import dead_letters
+from tests.integration.harness import bind_target, dead_letters
 from tests.integration.processes import fleet
 from workers.client import Client
 from workers.settings import Settings
-from workers.topology import Names, declare_queue, work_queue
+from workers.topology import Names
 
 
 async def test_three_workers_share_300_executions_and_run_each_once(
@@ -79,12 +79,11 @@ async def test_work_dead_lettered_by_the_broker_ends_its_execution(
     names = Names(settings.namespace)
     async with fleet(settings, tmp_path) as workers:
         await workers.start("--queues", "elsewhere")
+        await bind_target(settings, "p.quick")
         connection = await aio_pika.connect(settings.amqp_url)
         try:
             channel = await connection.channel()
-            spec = work_queue(names, settings, "default")
-            queue = await declare_queue(channel, spec)
-            await queue.bind(names.work, routing_key="p.quick")
+            queue = await channel.get_queue(names.work_queue("default"))
             handle = await client.submit("p.quick", [1])
             for _ in range(settings.delivery_limit + 1):
                 message = await queue.get(timeout=10)
