@@ -20,8 +20,9 @@ import uuid
 from pathlib import Path
 
 from contracts import FailureCause
-from engine import Status
+from tests.integration.harness import eventually
 from tests.integration.processes import fleet
+from tests.integration.test_worker_loss import running_attempt
 from workers.client import Client
 from workers.settings import Settings
 
@@ -38,8 +39,7 @@ async def one_trial(heartbeat: float, window: float, kill_supervisor: bool) -> t
             await asyncio.sleep(2 * heartbeat)
             await workers.start(*options)
             handle = await client.submit("p.sleepy_once", [300])
-            while (state := client.state(handle.id)) is None or state.status is not Status.RUNNING:
-                await asyncio.sleep(0.01)
+            state = await eventually(lambda: running_attempt(client, handle.id, 1), every=0.01)
             victim = workers.by_worker_id(state.attempts[-1].worker)
             victim.signal(signal.SIGKILL)
             killed_at = time.time()
