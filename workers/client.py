@@ -1,10 +1,4 @@
-"""The client: submit executions and wait for their results.
-
-``submit`` records ``ExecutionRequested`` (confirmed), then publishes the work
-message with ``mandatory``: when no queue serves the target the broker returns
-it, and the execution is recorded as failed (cause ``rejected``) instead of
-waiting forever.
-"""
+"""The client: submit executions and wait for their results (see ``workers.dispatch``)."""
 
 from __future__ import annotations
 
@@ -16,13 +10,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from aio_pika.abc import AbstractExchange, AbstractRobustConnection
-from aio_pika.exceptions import PublishError
+from aio_pika.abc import AbstractRobustConnection
 
-from contracts import ATTEMPT_HEADER, ErrorInfo, Json, WorkMessage, encode
-from engine import ExecutionState, RejectExecution, RequestExecution, Status, decide, fold, initial
-from engine.commands import Rejected
-from workers.broker import connect, persistent_message, publish, publishing_channel
+from contracts import ErrorInfo, Json
+from engine import ExecutionState, Status
+from workers.broker import connect, publishing_channel
+from workers.dispatch import Dispatcher, Request, rejected
 from workers.event_log import EventRecorder
 from workers.settings import Settings
 from workers.settle import Clock, utc_now
@@ -86,8 +79,7 @@ class Client:
         self._clock = clock
         self._source = source
         self._connection: AbstractRobustConnection | None = None
-        self._recorder: EventRecorder | None = None
-        self._work: AbstractExchange | None = None
+        self._dispatcher: Dispatcher | None = None
         self._watcher = ExecutionWatcher(self.names)
         self._token: Any = None
 
@@ -95,8 +87,9 @@ class Client:
         self._connection = await connect(self.settings, "client")
         channel = await publishing_channel(self._connection)
         await declare_core(channel, self.settings)
-        self._recorder = await EventRecorder.open(channel, self.names)
-        self._work = await channel.get_exchange(self.names.work, ensure=False)
+        recorder = await EventRecorder.open(channel, self.names)
+        work = await channel.get_exchange(self.names.work, ensure=False)
+        self._dispatcher = Dispatcher(recorder, work, self._clock)
         await self._watcher.start(self._connection, "next")
         self._token = _current.set(self)
         return self
@@ -122,44 +115,20 @@ class Client:
         idempotency_key: str | None = None,
     ) -> Handle:
         """Record the request, then publish attempt 1; raises ``UnknownTarget``."""
-        assert self._recorder is not None, "use `async with Client(...)`"
-        assert self._work is not None, "use `async with Client(...)`"
+        assert self._dispatcher is not None, "use `async with Client(...)`"
         execution_id = uuid.uuid4().hex
         self._watcher.watch(execution_id)
-        request = RequestExecution(
-            execution_id,
-            target,
-            self._clock(),
-            tuple(args),
-            dict(kwargs or {}),
-            parent_id,
-            idempotency_key,
-            self._source,
+        request = Request(
+            execution_id, target, tuple(args), kwargs, parent_id, idempotency_key, self._source
         )
-        requested = decide(request, initial(execution_id))
-        assert not isinstance(requested, Rejected)
-        await self._recorder.record(requested)
-        work = WorkMessage(
-            execution_id=execution_id,
-            target=target,
-            args=tuple(args),
-            kwargs=dict(kwargs or {}),
-            parent_id=parent_id,
-        )
-        message = persistent_message(encode(work), headers={ATTEMPT_HEADER: 1})
-        try:
-            await publish(self._work, message, routing_key=target)
-        except PublishError as err:
-            await self._reject(fold(requested), target)
-            raise UnknownTarget(f"no worker queue serves target {target!r}") from err
+        if rejected(await self._dispatcher.start(request)):
+            raise UnknownTarget(f"no worker queue serves target {target!r}")
         return Handle(self, execution_id)
 
-    async def _reject(self, state: ExecutionState, target: str) -> None:
-        assert self._recorder is not None
-        error = ErrorInfo(type="UnknownTarget", message=f"no worker queue serves {target!r}")
-        decision = decide(RejectExecution(error, self._clock()), state)
-        if not isinstance(decision, Rejected):
-            await self._recorder.record(decision)
+    def follow(self, execution_id: str) -> Handle:
+        """A handle on an execution started elsewhere (a trigger, say), from now on."""
+        self._watcher.watch(execution_id)
+        return Handle(self, execution_id)
 
     def state(self, execution_id: str) -> ExecutionState | None:
         """What the log has said so far about an execution this client watches."""

@@ -23,19 +23,22 @@ from contracts import (
     AttemptSucceeded,
     DecodeError,
     Event,
+    ExecutionRequested,
     Heartbeat,
     RetryScheduled,
     decode,
 )
 from engine import ExecutionState, Projection, Status
 from engine.vigil import Vigil
+from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
+from workers.intake import TriggerIntake
 from workers.log_reader import Entry, LogFollower, stream_channel, tail_offset
 from workers.logs import get_logger
 from workers.recovery import Recovery
 from workers.settings import Settings
 from workers.settle import Clock, Settler
-from workers.topology import Names, dead_watch, declare_queue, supervisor
+from workers.topology import Names, dead_watch, declare_queue, supervisor, triggers
 
 log = get_logger(__name__)
 
@@ -52,6 +55,7 @@ class Supervisor:
         connection: AbstractRobustConnection,
         recorder: EventRecorder,
         settler: Settler,
+        dispatcher: Dispatcher,
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -67,6 +71,7 @@ class Supervisor:
         self._scheduled_by: dict[str, str | None] = {}
         self._recovered: set[tuple[str, int]] = set()
         self._recovery = Recovery(settings, recorder, settler, clock)
+        self.intake = TriggerIntake(dispatcher, settler)
         self.active = False
         self._last_receipt = float("-inf")
         self.caught_up = asyncio.Event()
@@ -119,6 +124,7 @@ class Supervisor:
         self.caught_up.set()
         log.info("supervisor.caught_up", offset=tail, running=len(self.vigil.vouched))
         await self._watch_dead_letters()
+        await self._take_triggers()
         self._judge_task = asyncio.create_task(self._judge_forever(), name="ricochet-judge")
 
     def _on_entry(self, entry: Entry) -> None:
@@ -129,6 +135,8 @@ class Supervisor:
 
     def note(self, event: Event) -> None:
         """Fold one event in, and keep the vigil in step with what is running."""
+        if isinstance(event, ExecutionRequested):
+            self.intake.note(event)
         if event.execution_id in self._ended:
             return
         state = self.projection.apply(event)
@@ -203,6 +211,19 @@ class Supervisor:
             return False
         seen = self._last_seen.get(worker)
         return seen is not None and now - seen <= self.settings.loss_window_s
+
+    async def _take_triggers(self) -> None:
+        channel = await self._connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=1)
+        self._channels.append(channel)
+        queue = await declare_queue(channel, triggers(self.names, self.settings))
+        await queue.consume(self._on_trigger)
+
+    async def _on_trigger(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await self.intake.handle(message)
+        except Exception:
+            log.exception("trigger.handler_failed", routing_key=message.routing_key)
 
     async def _watch_dead_letters(self) -> None:
         channel = await self._connection.channel(publisher_confirms=False)

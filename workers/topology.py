@@ -111,9 +111,9 @@ def dead_letters(names: Names) -> QueueSpec:
 
 
 def triggers(names: Names, settings: Settings) -> QueueSpec:
-    return QueueSpec(
-        names.triggers, _quorum(names, settings), bind_to=names.triggers, binding_key="#"
-    )
+    """One intake at a time (single active consumer): idempotency keys are decided in order."""
+    arguments = {**_quorum(names, settings), "x-single-active-consumer": True}
+    return QueueSpec(names.triggers, arguments, bind_to=names.triggers, binding_key="#")
 
 
 HEARTBEAT_BACKLOG = 10_000

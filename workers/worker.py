@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 
 from workers.attempt import AttemptProcessor
 from workers.broker import connect, consuming_channel, publishing_channel
+from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
 from workers.heartbeat import HeartbeatSender, RunningAttempts
 from workers.logs import get_logger
@@ -97,7 +98,11 @@ class Worker:
         beats = await publishing_channel(connection)
         self._heartbeat = HeartbeatSender(beats, self.settings, self._running_attempts, self._clock)
         self._heartbeat.start()
-        self.supervisor = Supervisor(self.settings, connection, recorder, settler, self._clock)
+        work = await publishing.get_exchange(names.work, ensure=False)
+        dispatcher = Dispatcher(recorder, work, self._clock)
+        self.supervisor = Supervisor(
+            self.settings, connection, recorder, settler, dispatcher, self._clock
+        )
         await self.supervisor.start()
         consuming = await consuming_channel(self._connection, self.settings.work_prefetch)
         for queue_name, targets in self._targets_by_queue().items():

@@ -1,0 +1,85 @@
+"""Starting an execution: record ``ExecutionRequested``, then publish its first attempt.
+
+Shared by the client (``submit``) and the trigger intake. The work message is
+published with ``mandatory``: when no queue serves the target the broker
+returns it, and the execution is recorded as failed (cause ``rejected``)
+instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aio_pika.abc import AbstractExchange
+from aio_pika.exceptions import PublishError
+
+from contracts import ATTEMPT_HEADER, ErrorInfo, Event, Json, WorkMessage, encode
+from engine import Rejected, RejectExecution, RequestExecution, decide, fold, initial
+from workers.broker import persistent_message, publish
+from workers.event_log import EventRecorder
+from workers.settle import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to start, and who asked."""
+
+    execution_id: str
+    target: str
+    args: tuple[Json, ...] = ()
+    kwargs: Mapping[str, Json] | None = None
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+    source: str = "api"
+
+
+class Dispatcher:
+    """Records requests and publishes their first attempt."""
+
+    def __init__(self, recorder: EventRecorder, work: AbstractExchange, clock: Clock) -> None:
+        self._recorder = recorder
+        self._work = work
+        self._clock = clock
+
+    async def start(self, request: Request) -> tuple[Event, ...]:
+        """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target."""
+        kwargs = dict(request.kwargs or {})
+        command = RequestExecution(
+            request.execution_id,
+            request.target,
+            self._clock(),
+            request.args,
+            kwargs,
+            request.parent_id,
+            request.idempotency_key,
+            request.source,
+        )
+        requested = decide(command, initial(request.execution_id))
+        assert not isinstance(requested, Rejected), "a new execution is always accepted"
+        await self._recorder.record(requested)
+        work = WorkMessage(
+            execution_id=request.execution_id,
+            target=request.target,
+            args=request.args,
+            kwargs=kwargs,
+            parent_id=request.parent_id,
+        )
+        message = persistent_message(encode(work), headers={ATTEMPT_HEADER: 1})
+        try:
+            await publish(self._work, message, routing_key=request.target)
+        except PublishError:
+            return requested + await self._reject(requested, request.target)
+        return requested
+
+    async def _reject(self, requested: tuple[Event, ...], target: str) -> tuple[Event, ...]:
+        error = ErrorInfo(type="UnknownTarget", message=f"no worker queue serves {target!r}")
+        decision = decide(RejectExecution(error, self._clock()), fold(requested))
+        assert not isinstance(decision, Rejected), "a pending execution can always be rejected"
+        await self._recorder.record(decision)
+        return decision
+
+
+def rejected(events: Sequence[Event]) -> bool:
+    """Did dispatching end the execution at once (unknown target)?"""
+    return bool(events) and events[-1].type == "execution_failed.v1"
