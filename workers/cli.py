@@ -142,6 +142,7 @@ def projector(ctx: click.Context) -> None:
 @click.option("--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments.")
 @click.option("--wait", is_flag=True, help="Wait for the result; exit 1 if the execution fails.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
+@click.option("--idempotency-key", default=None, help="The same key never starts two executions.")
 @click.pass_context
 def submit(
     ctx: click.Context,
@@ -150,6 +151,7 @@ def submit(
     kwargs_json: str,
     wait: bool,
     timeout: float | None,
+    idempotency_key: str | None,
 ) -> None:
     """Start an execution of TARGET and print its id."""
     args: Json = _json_arg(args_json, "--args")
@@ -158,7 +160,7 @@ def submit(
         raise click.BadParameter("--args must be a JSON array")
     if not isinstance(kwargs, dict):
         raise click.BadParameter("--kwargs must be a JSON object")
-    _run(lambda: commands.submit(ctx.obj, target, args, kwargs, wait, timeout))
+    _run(lambda: commands.submit(ctx.obj, target, args, kwargs, wait, timeout, idempotency_key))
 
 
 @main.command()

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
-from contracts import ErrorInfo, Json
+from contracts import ErrorInfo, Json, TriggerV1, encode
 from engine import ExecutionState, Status
-from workers.broker import connect, publishing_channel
+from workers.broker import connect, persistent_message, publish, publishing_channel
 from workers.dispatch import Dispatcher, Request, rejected
 from workers.event_log import EventRecorder
+from workers.intake import execution_id_for
 from workers.settings import Settings
 from workers.settle import Clock, utc_now
 from workers.topology import Names, declare_core
@@ -80,6 +81,7 @@ class Client:
         self._source = source
         self._connection: AbstractRobustConnection | None = None
         self._dispatcher: Dispatcher | None = None
+        self._triggers: AbstractExchange | None = None
         self._watcher = ExecutionWatcher(self.names)
         self._token: Any = None
 
@@ -90,6 +92,7 @@ class Client:
         recorder = await EventRecorder.open(channel, self.names)
         work = await channel.get_exchange(self.names.work, ensure=False)
         self._dispatcher = Dispatcher(recorder, work, self._clock)
+        self._triggers = await channel.get_exchange(self.names.triggers, ensure=False)
         await self._watcher.start(self._connection, "next")
         self._token = _current.set(self)
         return self
@@ -114,8 +117,15 @@ class Client:
         parent_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Handle:
-        """Record the request, then publish attempt 1; raises ``UnknownTarget``."""
+        """Record the request, then publish attempt 1; raises ``UnknownTarget``.
+
+        With an ``idempotency_key`` the request goes through the trigger intake, the
+        one place that decides keys, and the handle is that key's execution (an
+        unknown target then ends it failed with cause ``rejected``).
+        """
         assert self._dispatcher is not None, "use `async with Client(...)`"
+        if idempotency_key is not None:
+            return await self._trigger(target, args, kwargs, idempotency_key)
         execution_id = uuid.uuid4().hex
         self._watcher.watch(execution_id)
         request = Request(
@@ -124,6 +134,21 @@ class Client:
         if rejected(await self._dispatcher.start(request)):
             raise UnknownTarget(f"no worker queue serves target {target!r}")
         return Handle(self, execution_id)
+
+    async def _trigger(
+        self,
+        target: str,
+        args: Sequence[Json],
+        kwargs: Mapping[str, Json] | None,
+        key: str,
+    ) -> Handle:
+        assert self._triggers is not None
+        trigger = TriggerV1(
+            target=target, args=tuple(args), kwargs=dict(kwargs or {}), idempotency_key=key
+        )
+        handle = self.follow(execution_id_for(key))
+        await publish(self._triggers, persistent_message(encode(trigger)), routing_key=target)
+        return handle
 
     def follow(self, execution_id: str) -> Handle:
         """A handle on an execution started elsewhere (a trigger, say), from now on."""

@@ -82,10 +82,11 @@ async def submit(
     kwargs: dict[str, Json],
     wait: bool,
     timeout: float | None,
+    idempotency_key: str | None = None,
 ) -> int:
     async with Client(settings, source="cli") as client:
         try:
-            handle = await client.submit(target, args, kwargs)
+            handle = await client.submit(target, args, kwargs, idempotency_key=idempotency_key)
         except UnknownTarget as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

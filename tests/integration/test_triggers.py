@@ -203,3 +203,17 @@ async def test_an_idempotency_key_is_remembered_across_an_engine_restart(
     events = await log_events(settings)
     assert 1 == sum(isinstance(e, ExecutionRequested) for e in events)
     assert 1 == sum(e.type == "attempt_started.v1" for e in events)
+
+
+async def test_submits_with_one_key_share_one_execution(settings: Settings, client: Client) -> None:
+    """``submit(idempotency_key=...)`` goes through the intake: three submits, one execution."""
+    key = f"submit-{uuid.uuid4().hex}"
+    async with running_worker(settings, tasks.ALL):
+        handles = await asyncio.gather(
+            *(client.submit("t.ok", [3], idempotency_key=key) for _ in range(3))
+        )
+        assert {execution_id_for(key)} == {h.id for h in handles}
+        assert {"doubled": 6} == await handles[0].result(timeout=30)
+        await asyncio.sleep(1.0)
+    events = await log_events(settings)
+    assert 1 == sum(e.type == "attempt_started.v1" for e in events)

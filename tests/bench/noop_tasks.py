@@ -1,0 +1,32 @@
+"""Tasks for the core benchmark (``python -m tests.bench.bench_core``).
+
+A worker runs them with ``ricochet worker tests.bench.noop_tasks`` from the repo root.
+"""
+
+from __future__ import annotations
+
+from workers import current_attempt, task
+
+
+class FirstAttemptFails(RuntimeError):
+    """Raised by ``bench.fail_once`` on its first attempt, to schedule one retry."""
+
+
+@task(name="bench.noop")
+def noop() -> None:
+    """Does nothing: what is measured is Ricochet's cost per execution."""
+
+
+@task(retries=(1, 2.0), name="bench.fail_once")
+def fail_once() -> str:
+    """Fails on attempt 1; its retry is due 2 s later and succeeds."""
+    attempt = current_attempt()
+    number = attempt.attempt if attempt is not None else 1
+    if number == 1:
+        raise FirstAttemptFails("attempt 1 fails on purpose")
+    return "ok"
+
+
+@task(name="bench.noop_async")
+async def noop_async() -> None:
+    """``bench.noop`` on the event loop: no hop to the worker's thread pool."""
