@@ -10,7 +10,10 @@ fi
 
 port_open() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 
-if port_open && rabbitmqctl -q status >/dev/null 2>&1; then
+# Something answering on 5672 is the broker: it may run in Docker, or as a user whose
+# Erlang cookie we cannot read, so rabbitmqctl is not asked (starting a second
+# server, or installing one, would only fail on the taken port).
+if port_open; then
   echo "rabbitmq: running"
   exit 0
 fi
