@@ -20,7 +20,7 @@ from contracts.schemas import json_schemas
 from engine import Status, project
 from workers.broker import connect, publishing_channel
 from workers.client import Client, RemoteError, UnknownTarget
-from workers.log_reader import read_log
+from workers.history import read_events
 from workers.logs import get_logger
 from workers.projector import Projector
 from workers.settings import Settings
@@ -106,19 +106,8 @@ async def submit(
         return 0
 
 
-async def _log(settings: Settings) -> list[contracts.Event]:
-    connection = await connect(settings, "reader")
-    try:
-        channel = await publishing_channel(connection)
-        names = await declare_core(channel, settings)
-        entries = await read_log(connection, names)
-    finally:
-        await connection.close()
-    return [event for entry in entries for event in entry.events]
-
-
 async def status(settings: Settings, execution_id: str) -> int:
-    events = [e for e in await _log(settings) if e.execution_id == execution_id]
+    events = [e for e in await read_events(settings) if e.execution_id == execution_id]
     state = project(events).get(execution_id)
     if state is None:
         print(f"no events for execution {execution_id}", file=sys.stderr)
@@ -143,7 +132,7 @@ def human(event: contracts.Event) -> str:
 
 
 async def replay(settings: Settings, execution: str | None, as_json: bool) -> int:
-    for event in await _log(settings):
+    for event in await read_events(settings):
         if execution is not None and event.execution_id != execution:
             continue
         print(encode(event).decode() if as_json else human(event))

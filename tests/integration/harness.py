@@ -12,11 +12,10 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import Event
-from workers.broker import connect, publishing_channel
-from workers.log_reader import read_log
+from workers.history import read_events
 from workers.settings import Settings
 from workers.tasks import Task
-from workers.topology import Names, declare_core, declare_queue, work_queue
+from workers.topology import Names, declare_queue, work_queue
 from workers.worker import Worker
 
 
@@ -35,14 +34,7 @@ async def running_worker(
 
 async def log_events(settings: Settings, execution_id: str | None = None) -> list[Event]:
     """Every event now on the stream, in order; optionally one execution's only."""
-    connection = await connect(settings, "test-reader")
-    try:
-        channel = await publishing_channel(connection)
-        names = await declare_core(channel, settings)
-        entries = await read_log(connection, names)
-    finally:
-        await connection.close()
-    events = [event for entry in entries for event in entry.events]
+    events = await read_events(settings, "test-reader")
     if execution_id is None:
         return events
     return [event for event in events if event.execution_id == execution_id]
