@@ -81,6 +81,7 @@ class Supervisor:
         self._channels: list[AbstractChannel] = []
         self._follower: LogFollower | None = None
         self._judge_task: asyncio.Task[None] | None = None
+        self._activation: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Join the heartbeat queue; the broker decides whether this one is active."""
@@ -105,9 +106,19 @@ class Supervisor:
         self.vigil.heartbeat(((r.execution_id, r.attempt) for r in heartbeat.running), now)
         if not self.active:
             self.active = True
-            asyncio.get_running_loop().create_task(self._activate())
+            self._activation = asyncio.create_task(self._activate(), name="ricochet-supervise")
 
     async def _activate(self) -> None:
+        """Take over; if that fails half-way, the next heartbeat tries again."""
+        try:
+            await self._take_over()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("supervisor.take_over_failed")
+            self.active = False
+
+    async def _take_over(self) -> None:
         """Replay the log, then judge every heartbeat interval and read dead letters."""
         self._activated_at = self._monotonic()
         log.info("supervisor.active", worker=self.settings.worker_id)
@@ -242,10 +253,11 @@ class Supervisor:
             await message.ack()
 
     async def stop(self) -> None:
-        if self._judge_task is not None:
-            self._judge_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._judge_task
+        for task in (self._activation, self._judge_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._follower is not None:
             await self._follower.stop()
         for channel in self._channels:
