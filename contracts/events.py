@@ -88,6 +88,16 @@ class ExecutionFailed(EventBase):
     error: ErrorInfo
 
 
+class ChildReused(EventBase):
+    """A retried parent called child ``position`` again, and got the result its earlier
+    attempt's child ``child_id`` had already produced: the child did not run again."""
+
+    type: Literal["child_reused.v1"] = "child_reused.v1"
+    child_id: str
+    position: int = Field(ge=0)
+    target: str
+
+
 Event = Annotated[
     ExecutionRequested
     | AttemptStarted
@@ -95,7 +105,8 @@ Event = Annotated[
     | AttemptFailed
     | RetryScheduled
     | ExecutionSucceeded
-    | ExecutionFailed,
+    | ExecutionFailed
+    | ChildReused,
     Field(discriminator="type"),
 ]
 """One discriminated union: the only way events are read."""
@@ -115,6 +126,7 @@ EVENT_TYPES: tuple[type[EventBase], ...] = (
     RetryScheduled,
     ExecutionSucceeded,
     ExecutionFailed,
+    ChildReused,
 )
 
 TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1")

@@ -18,6 +18,10 @@ ATTEMPT_HEADER = "ricochet-attempt"
 DUE_AT_HEADER = "ricochet-due-at-ms"
 """When the attempt is due, as integer Unix milliseconds (AMQP floats are 32-bit)."""
 
+REQUESTED_AT_HEADER = "ricochet-requested-at-ms"
+"""When the execution was requested (integer Unix ms): where a retried parent starts
+looking in the log for the children its earlier attempts started."""
+
 REASON_HEADER = "ricochet-dead-letter-reason"
 """Why a message was dead-lettered, in words a person can act on."""
 

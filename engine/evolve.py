@@ -1,5 +1,8 @@
 """``evolve(state, event) -> state``: how each fact changes an execution's state.
 
+``ChildReused`` is a note in the parent's history, not a change of its state: it
+sits at its attempt's start, so it is always old news to the fold.
+
 Every fact has a place in the execution's progress: (attempt, phase). A fact at
 or before the current progress is a duplicate or a late straggler (a zombie
 worker's result after its attempt was declared lost, say) and is ignored, so
@@ -16,6 +19,7 @@ from contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    ChildReused,
     Event,
     ExecutionFailed,
     ExecutionRequested,
@@ -36,7 +40,7 @@ def progress_of(event: Event) -> tuple[int, int]:
     match event:
         case ExecutionRequested():
             return (0, PHASE_REQUESTED)
-        case AttemptStarted():
+        case AttemptStarted() | ChildReused():
             return (event.attempt, PHASE_STARTED)
         case AttemptSucceeded() | AttemptFailed():
             return (event.attempt, PHASE_ENDED)
@@ -108,6 +112,8 @@ def _apply(state: ExecutionState, event: Event) -> ExecutionState:
                 cause=event.cause,
                 ended_at=event.at,
             )
+        case ChildReused():
+            return state
         case _:
             assert_never(event)
 

@@ -27,6 +27,7 @@ from aio_pika.exceptions import ChannelInvalidStateError
 from contracts import (
     ATTEMPT_HEADER,
     DUE_AT_HEADER,
+    REQUESTED_AT_HEADER,
     DecodeError,
     ErrorInfo,
     Event,
@@ -46,6 +47,7 @@ from engine import (
     run,
 )
 from workers.broker import TRANSIENT
+from workers.children import ChildService
 from workers.context import AttemptContext
 from workers.event_log import EventRecorder
 from workers.heartbeat import RunningAttempts
@@ -73,6 +75,7 @@ class Delivery:
     work: WorkMessage
     attempt: int
     due_at: float | None
+    requested_at_ms: int | None = None
 
 
 def parse(message: AbstractIncomingMessage) -> Delivery:
@@ -87,7 +90,11 @@ def parse(message: AbstractIncomingMessage) -> Delivery:
         work = decode(WorkMessage, message.body)
     except DecodeError as err:
         raise BadMessage(f"invalid work message: {err}") from err
-    return Delivery(work, attempt, due_at)
+    requested = headers.get(REQUESTED_AT_HEADER)
+    requested_ms = (
+        requested if isinstance(requested, int) and not isinstance(requested, bool) else None
+    )
+    return Delivery(work, attempt, due_at, requested_ms)
 
 
 @dataclass(slots=True)
@@ -103,6 +110,7 @@ class AttemptProcessor:
     running: RunningAttempts
     started: StartedLookup
     accepting: Callable[[], bool]
+    children: ChildService | None = None
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Process one delivery end to end; bad input is dead-lettered, never raised."""
@@ -153,15 +161,17 @@ class AttemptProcessor:
             if running is None:
                 return
             context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
+            if self.children is not None:
+                context = self.children.scope(context, delivery.requested_at_ms)
             try:
                 ran = await invoke(task, work.args, work.kwargs, context, self.pool)
             except asyncio.CancelledError:
                 if self.accepting():
                     raise
                 bound.warning("attempt.interrupted_by_shutdown")
-                await self._finish(_interrupted(), running, number, message.body, work.target)
+                await self._finish(_interrupted(), running, delivery, message.body)
                 raise
-            await self._finish(ran, running, number, message.body, work.target)
+            await self._finish(ran, running, delivery, message.body)
             bound.info("attempt.ended", outcome=type(ran).__name__.lower())
         finally:
             self.running.discard(key)
@@ -235,9 +245,10 @@ class AttemptProcessor:
         return False
 
     async def _finish(
-        self, ran: Returned | Raised, state: ExecutionState, number: int, body: bytes, target: str
+        self, ran: Returned | Raised, state: ExecutionState, delivery: Delivery, body: bytes
     ) -> None:
         """Record the outcome (retrying through broker trouble), then publish any retry."""
+        number, target = delivery.attempt, delivery.work.target
         now = self.clock()
         command: Command
         if isinstance(ran, Returned):
@@ -248,7 +259,8 @@ class AttemptProcessor:
         if isinstance(decision, Rejected):
             raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
         await self.recorder.record(decision)
-        await self.settler.settle(None, retry_for(decision, body, target))
+        retry = retry_for(decision, body, target, delivery.requested_at_ms)
+        await self.settler.settle(None, retry)
 
 
 def still_held(message: AbstractIncomingMessage) -> bool:
@@ -269,9 +281,13 @@ def _interrupted() -> Raised:
     )
 
 
-def retry_for(events: tuple[Event, ...], body: bytes, target: str) -> Outcome:
+def retry_for(
+    events: tuple[Event, ...], body: bytes, target: str, requested_at_ms: int | None = None
+) -> Outcome:
     """A ``Retry`` when the events scheduled one, else a plain ``Ack``."""
     for event in events:
         if isinstance(event, RetryScheduled):
-            return Retry(body, target, event.next_attempt, event.delay_s, event.due_at)
+            return Retry(
+                body, target, event.next_attempt, event.delay_s, event.due_at, requested_at_ms
+            )
     return Ack()

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from contracts import Json
+
+
+class Children(Protocol):
+    """How code in an attempt calls other tasks as child executions (see workers.children)."""
+
+    def call(self, target: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any: ...
+
+    def submit(self, target: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +26,10 @@ class AttemptContext:
     attempt: int
     target: str
     worker: str
+    children: Children | None = field(default=None, compare=False)
+
+
+__all__ = ["AttemptContext", "Children", "Json", "current_attempt", "set_current"]
 
 
 _current: ContextVar[AttemptContext | None] = ContextVar("ricochet_attempt", default=None)

@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractExchange
 from aio_pika.exceptions import PublishError
 
-from contracts import ATTEMPT_HEADER, ErrorInfo, Event, Json, WorkMessage, encode
+from contracts import (
+    ATTEMPT_HEADER,
+    REQUESTED_AT_HEADER,
+    ErrorInfo,
+    Event,
+    Json,
+    WorkMessage,
+    encode,
+)
 from engine import Rejected, RejectExecution, RequestExecution, decide, fold, initial
 from workers.broker import persistent_message, publish
 from workers.event_log import EventRecorder
@@ -65,7 +73,8 @@ class Dispatcher:
             kwargs=kwargs,
             parent_id=request.parent_id,
         )
-        message = persistent_message(encode(work), headers={ATTEMPT_HEADER: 1})
+        headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(command.now.timestamp() * 1000)}
+        message = persistent_message(encode(work), headers=headers)
         try:
             await publish(self._work, message, routing_key=request.target)
         except PublishError:

@@ -20,6 +20,7 @@ class Retry:
     attempt: int
     delay_s: float
     due_at: datetime
+    requested_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ class Recovery:
         await self._recorder.record(decision)
         log.warning("attempt.lost", execution_id=state.execution_id, attempt=attempt, worker=worker)
         if retryable:
-            outcome = retry_for(decision, encode(work_of(state)), state.target or "")
+            outcome = retry_for(decision, encode(work_of(state)), state.target or "", _ms(state))
             if isinstance(outcome, Retry):
                 await self._settler.schedule(outcome)
             elif after.is_terminal and _all_lost(after):
@@ -98,7 +98,9 @@ class Recovery:
             "retry.republished", execution_id=state.execution_id, attempt=state.next_attempt
         )
         body = encode(work_of(state))
-        retry = Retry(body, work_of(state).target, state.next_attempt, 0.0, state.next_due_at)
+        retry = Retry(
+            body, work_of(state).target, state.next_attempt, 0.0, state.next_due_at, _ms(state)
+        )
         await self._settler.schedule(retry)
 
     async def abandon(
@@ -120,6 +122,10 @@ class Recovery:
         await self._recorder.record(decision)
         log.warning("execution.dead_lettered", execution_id=work.execution_id, reason=reason)
         return decision
+
+
+def _ms(state: ExecutionState) -> int | None:
+    return None if state.requested_at is None else round(state.requested_at.timestamp() * 1000)
 
 
 def _all_lost(state: ExecutionState) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contracts import ErrorInfo, FailureCause, Json, encode_json
+from workers.client import RemoteError
 from workers.context import AttemptContext, set_current
 from workers.tasks import Task
 
@@ -39,7 +40,18 @@ class ResultNotSerialisable(TypeError):
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
-    """The remote type (qualified), the message and the formatted traceback."""
+    """The remote type (qualified), the message and the formatted traceback.
+
+    A child's error passed on unhandled keeps the child's type and message, with
+    both tracebacks, so the root cause is what the waiter sees.
+    """
+    if isinstance(exc, RemoteError):
+        here = "".join(traceback.format_exception(exc))
+        return ErrorInfo(
+            type=exc.remote_type,
+            message=exc.remote_message,
+            traceback=f"{exc.remote_traceback}\n(in child {exc.execution_id}, then:)\n{here}",
+        )
     kind = type(exc)
     module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
     return ErrorInfo(

@@ -12,7 +12,13 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from contracts import ATTEMPT_HEADER, DUE_AT_HEADER, REASON_HEADER, SOURCE_QUEUE_HEADER
+from contracts import (
+    ATTEMPT_HEADER,
+    DUE_AT_HEADER,
+    REASON_HEADER,
+    REQUESTED_AT_HEADER,
+    SOURCE_QUEUE_HEADER,
+)
 from workers.broker import persistent_message, publish_until_confirmed
 from workers.outcome import Ack, DeadLetter, Outcome, Requeue, Retry
 from workers.topology import (
@@ -75,6 +81,8 @@ class Settler:
         assert self._delay is not None, "call open() first"
         due_ms = round(retry.due_at.timestamp() * 1000)
         headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempt, DUE_AT_HEADER: due_ms}
+        if retry.requested_at_ms is not None:
+            headers[REQUESTED_AT_HEADER] = retry.requested_at_ms
         remaining = (retry.due_at - self._clock()).total_seconds()
         if retry.delay_s <= 0 or remaining <= 0.001:
             message = persistent_message(retry.body, headers=headers)

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cas
 
 from contracts import Json, RetryPolicy
 from engine import parse_retries
+from workers.context import current_attempt
 
 if TYPE_CHECKING:
+    from workers.children import ChildHandle
     from workers.client import Handle
 
 P = ParamSpec("P")
@@ -57,10 +59,20 @@ class Task(Generic[P, R]):
         return inspect.iscoroutinefunction(self.fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.fn(*args, **kwargs)
+        """Outside a worker, run the function here. Inside an attempt, run it as a child
+        execution and return its result (``await`` it from an async caller)."""
+        context = current_attempt()
+        if context is None or context.children is None:
+            return self.fn(*args, **kwargs)
+        return cast(R, context.children.call(self.name, args, kwargs))
 
-    async def submit(self, *args: P.args, **kwargs: P.kwargs) -> Handle:
-        """Start an execution through the current client; returns its handle."""
+    async def submit(self, *args: P.args, **kwargs: P.kwargs) -> Handle | ChildHandle:
+        """Start an execution and return its handle: a child when called inside an attempt,
+        else through the current client."""
+        context = current_attempt()
+        if context is not None and context.children is not None:
+            handle: ChildHandle = await context.children.submit(self.name, args, kwargs)
+            return handle
         from workers.client import current_client
 
         return await current_client().submit(self.name, _json_args(args), _json_kwargs(kwargs))

@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 
 from workers.attempt import AttemptProcessor
 from workers.broker import connect, consuming_channel, publishing_channel
+from workers.children import ChildService
 from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
 from workers.heartbeat import HeartbeatSender, RunningAttempts
@@ -31,9 +32,10 @@ from workers.topology import Names, declare_core, declare_queue, work_queue
 
 log = get_logger(__name__)
 
-SPARE_THREADS = 4
-"""Threads beyond --concurrency, so a sync function left running past its timeout
-does not take a slot's thread away."""
+SPARE_THREADS = 4 + 512
+"""Threads beyond --concurrency (made only when needed): a sync function left running
+past its timeout keeps one, and a sync parent waiting on a child blocks one while its
+slot is free for other work."""
 
 
 class DuplicateTarget(ValueError):
@@ -75,6 +77,7 @@ class Worker:
         self._running_attempts = RunningAttempts()
         self._heartbeat: HeartbeatSender | None = None
         self.supervisor: Supervisor | None = None
+        self._children: ChildService | None = None
         self._accepting = True
 
     async def start(self) -> None:
@@ -84,6 +87,8 @@ class Worker:
         names = await declare_core(publishing, self.settings)
         recorder = await EventRecorder.open(publishing, names)
         settler = await Settler(publishing, names, self._clock).open()
+        work = await publishing.get_exchange(names.work, ensure=False)
+        dispatcher = Dispatcher(recorder, work, self._clock)
         self._processor = AttemptProcessor(
             tasks=self.tasks,
             recorder=recorder,
@@ -95,11 +100,14 @@ class Worker:
             started=StartedLookup(connection, names),
             accepting=lambda: self._accepting,
         )
+        self._children = ChildService(
+            connection, names, dispatcher, recorder, self._slots, self._clock
+        )
+        await self._children.start_watching()
+        self._processor.children = self._children
         beats = await publishing_channel(connection)
         self._heartbeat = HeartbeatSender(beats, self.settings, self._running_attempts, self._clock)
         self._heartbeat.start()
-        work = await publishing.get_exchange(names.work, ensure=False)
-        dispatcher = Dispatcher(recorder, work, self._clock)
         self.supervisor = Supervisor(
             self.settings, connection, recorder, settler, dispatcher, self._clock
         )
@@ -170,6 +178,8 @@ class Worker:
     async def _close(self) -> None:
         if self.supervisor is not None:
             await self.supervisor.stop()
+        if self._children is not None:
+            await self._children.stop()
         if self._heartbeat is not None:
             await self._heartbeat.stop()
         if self._connection is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from workers import Task, current_attempt, task
+from workers import Task, current_attempt, task, workflow
 
 
 class Boom(RuntimeError):
@@ -72,7 +72,77 @@ def not_json() -> object:
     return {1, 2, 3}
 
 
+@task(retries=(2, 0.3, 0.6), name="t.child_flaky")
+def child_flaky(x: int) -> int:
+    if _attempt() <= 2:
+        raise Boom(f"child attempt {_attempt()} fails")
+    return x * 10
+
+
+@task(retries=(1, 0.2), name="t.child_broken")
+def child_broken() -> None:
+    raise Boom("the child is broken for good")
+
+
+@task(name="t.child_add")
+def child_add(a: int, b: int) -> int:
+    return a + b
+
+
+@task(retries=(1, 3.0), name="t.child_slow_retry")
+async def child_slow_retry(x: int) -> int:
+    if _attempt() == 1:
+        raise Boom("retry me in 3 s")
+    return x
+
+
+@workflow(name="w.calls_flaky")
+def calls_flaky(x: int) -> int:
+    return child_flaky(x) + 1
+
+
+@workflow(name="w.calls_broken")
+async def calls_broken() -> None:
+    await child_broken()  # type: ignore[misc]
+
+
+@workflow(retries=1, name="w.fails_after_children")
+def fails_after_children() -> int:
+    total = child_add(1, 2) + child_add(3, 4)
+    if _attempt() == 1:
+        raise Boom("the parent fails after its children")
+    return total
+
+
+@workflow(name="w.waits_sync")
+def waits_sync(x: int) -> int:
+    return child_slow_retry(x)  # type: ignore[return-value]
+
+
+@workflow(name="w.waits_async")
+async def waits_async(x: int) -> int:
+    handle = await child_slow_retry.submit(x)
+    result = await handle.result()
+    assert isinstance(result, int)
+    return result
+
+
+@workflow(retries=2, name="w.always_fails")
+def workflow_always_fails() -> None:
+    raise Boom(f"workflow attempt {_attempt()} fails")
+
+
 ALL: list[Task[..., Any]] = [
+    child_flaky,
+    child_broken,
+    child_add,
+    child_slow_retry,
+    calls_flaky,
+    calls_broken,
+    fails_after_children,
+    waits_sync,
+    waits_async,
+    workflow_always_fails,
     ok,
     async_ok,
     twice_then_ok,

@@ -23,6 +23,7 @@ from contracts import (
     RetryScheduled,
     event_id,
 )
+from engine.children import child_id, reused
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EXECUTION = "3f2a9c1e7b4d4e0f9a8b6c5d4e3f2a1b"
@@ -163,5 +164,6 @@ FAIL_THEN_SUCCEED: tuple[Event, ...] = (
 EVERY_EVENT_TYPE: tuple[Event, ...] = (
     *FAIL_THEN_SUCCEED,
     execution_failed(3, 40, WORKER_2),
+    reused(EXECUTION, 2, 0, child_id(EXECUTION, 0), "billing.tasks:charge", at(41)),
 )
 """At least one realistic instance of every event type (not one history)."""

@@ -32,7 +32,6 @@ ENGINE_FORBIDDEN = frozenset(
         "time",
         "random",
         "secrets",
-        "uuid",
         "os",
         "socket",
         "subprocess",
@@ -43,7 +42,8 @@ CONTRACTS_FORBIDDEN = frozenset(
     {"workers", "engine", "logging", "structlog", "aio_pika", "aiormq", "pamqp", "asyncio"}
 )
 CLOCK_AND_CHANCE = frozenset(
-    {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "random", "uuid4"}
+    # uuid itself may be imported: uuid5 is a hash (child ids); uuid1/uuid4 are chance.
+    {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "random", "uuid1", "uuid4"}
 )
 IO_BUILTINS = frozenset({"open", "print", "input"})
 
