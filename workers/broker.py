@@ -90,6 +90,18 @@ async def publish(exchange: AbstractExchange, message: aio_pika.Message, routing
     )
 
 
+def closed_for_good(exchange: AbstractExchange) -> bool:
+    """Was the channel or connection closed on purpose (not lost, so never coming back)?
+
+    aio-pika keeps this in its robust objects' ``close_called`` flags.
+    """
+    channel = getattr(exchange, "channel", None)
+    connection = getattr(channel, "_connection", None)
+    return bool(
+        getattr(channel, "_close_called", False) or getattr(connection, "close_called", False)
+    )
+
+
 async def publish_until_confirmed(
     exchange: AbstractExchange, message: aio_pika.Message, routing_key: str
 ) -> None:
@@ -104,6 +116,8 @@ async def publish_until_confirmed(
             await publish(exchange, message, routing_key)
             return
         except TRANSIENT as err:
+            if closed_for_good(exchange):
+                raise
             pause = RETRY_PAUSE_S[min(tries, len(RETRY_PAUSE_S) - 1)]
             log.warning("publish.retrying", routing_key=routing_key, error=repr(err), tries=tries)
             await asyncio.sleep(pause)

@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import threading
 import traceback
-from collections.abc import Mapping
-from concurrent.futures import Executor
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from contracts import ErrorInfo, FailureCause, Json, encode_json
 from workers.client import RemoteError
 from workers.context import AttemptContext, set_current
 from workers.tasks import Task
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,35 @@ class Raised:
 
 
 Ran = Returned | Raised
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A thread pool that knows how many calls are still running in it.
+
+    A sync function cannot be stopped: after a timeout or the shutdown grace it
+    runs on, and only then must the worker exit without waiting for it.
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        super().__init__(max_workers, thread_name_prefix)
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        def counted() -> T:
+            with self._lock:
+                self._busy += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+        return super().submit(counted)
 
 
 class ResultNotSerialisable(TypeError):

@@ -7,12 +7,16 @@ the terminal event arrives, however many retries (and minutes) that takes.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from engine import ExecutionState, evolve, initial
 from workers.log_reader import Entry, LogFollower, Offset, stream_channel
 from workers.topology import Names
+
+ENDED_KEPT = 10_000
+"""Ended executions whose outcome is kept for a late ``wait``; older ones are forgotten."""
 
 
 class ExecutionWatcher:
@@ -21,7 +25,8 @@ class ExecutionWatcher:
     def __init__(self, names: Names) -> None:
         self._names = names
         self._states: dict[str, ExecutionState] = {}
-        self._ended: dict[str, asyncio.Future[ExecutionState]] = {}
+        self._waiting: dict[str, asyncio.Future[ExecutionState]] = {}
+        self._done: OrderedDict[str, asyncio.Future[ExecutionState]] = OrderedDict()
         self._channel: AbstractChannel | None = None
         self._follower: LogFollower | None = None
 
@@ -32,12 +37,17 @@ class ExecutionWatcher:
 
     def watch(self, execution_id: str) -> asyncio.Future[ExecutionState]:
         """Start watching (before publishing, so no event can slip by)."""
-        if execution_id not in self._ended:
-            self._states[execution_id] = initial(execution_id)
-            self._ended[execution_id] = asyncio.get_running_loop().create_future()
-        return self._ended[execution_id]
+        known = self._waiting.get(execution_id) or self._done.get(execution_id)
+        if known is not None:
+            return known
+        self._states[execution_id] = initial(execution_id)
+        future: asyncio.Future[ExecutionState] = asyncio.get_running_loop().create_future()
+        self._waiting[execution_id] = future
+        return future
 
     def state(self, execution_id: str) -> ExecutionState | None:
+        if execution_id in self._done:
+            return self._done[execution_id].result()
         return self._states.get(execution_id)
 
     def _on_entry(self, entry: Entry) -> None:
@@ -47,9 +57,17 @@ class ExecutionWatcher:
                 continue
             state = evolve(state, event)
             self._states[event.execution_id] = state
-            future = self._ended[event.execution_id]
-            if state.is_terminal and not future.done():
-                future.set_result(state)
+            if state.is_terminal:
+                self._end(state)
+
+    def _end(self, state: ExecutionState) -> None:
+        """Resolve the waiters; keep only the most recent endings, so memory stays flat."""
+        del self._states[state.execution_id]
+        future = self._waiting.pop(state.execution_id)
+        future.set_result(state)
+        self._done[state.execution_id] = future
+        while len(self._done) > ENDED_KEPT:
+            self._done.popitem(last=False)
 
     async def stop(self) -> None:
         if self._follower is not None:

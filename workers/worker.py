@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -23,6 +22,7 @@ from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
 from workers.heartbeat import HeartbeatSender, RunningAttempts
 from workers.logs import get_logger
+from workers.runner import CountingPool
 from workers.settings import Settings
 from workers.settle import Clock, Settler, utc_now
 from workers.started_check import StartedLookup
@@ -67,7 +67,7 @@ class Worker:
         self.queues = tuple(queues) if queues else tuple(sorted({t.spec.queue for t in tasks}))
         self._clock = clock
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._pool = ThreadPoolExecutor(
+        self._pool = CountingPool(
             settings.concurrency + SPARE_THREADS, thread_name_prefix="ricochet"
         )
         self._running: set[asyncio.Task[None]] = set()
@@ -189,4 +189,4 @@ class Worker:
     @property
     def threads_still_busy(self) -> bool:
         """A sync function that outlived its timeout or the grace period is still running."""
-        return any(t.is_alive() for t in self._pool._threads)
+        return self._pool.busy > 0

@@ -23,7 +23,7 @@ from datetime import datetime
 
 import aio_pika
 
-from contracts import AttemptStarted, ExecutionFailed, ExecutionSucceeded, RetryScheduled
+from contracts import AttemptStarted, RetryScheduled
 from engine import Status
 from tests.bench.raw import CHUNK, Rates, publish_then_consume, ttl_lateness
 from tests.bench.support import (
@@ -35,9 +35,10 @@ from tests.bench.support import (
     settings_for,
     summary_ms,
 )
+from tests.bench.tally import Tally
 from workers.broker import connect, publishing_channel
 from workers.client import Client
-from workers.log_reader import Entry, LogFollower, read_log, stream_channel
+from workers.log_reader import read_log
 from workers.settings import Settings
 from workers.tasks import DEFAULT_QUEUE
 from workers.topology import Names, declare_core, declare_queue, work_queue
@@ -60,37 +61,11 @@ def report_complaints(worker: WorkerProcess) -> None:
         progress(f"... and {len(worker.complaints) - 5} more warning/error lines")
 
 
-class Tally:
-    """Counts terminal events on the log; notes the first start and the last ending."""
-
-    def __init__(self, expected: int) -> None:
-        self.expected = expected
-        self.succeeded: set[str] = set()
-        self.failed: set[str] = set()
-        self.first_start: datetime | None = None
-        self.last_end: datetime | None = None
-        self.done = asyncio.Event()
-        self.done_at = 0.0
-
-    def on_entry(self, entry: Entry) -> None:
-        for event in entry.events:
-            if isinstance(event, AttemptStarted):
-                if self.first_start is None or event.at < self.first_start:
-                    self.first_start = event.at
-            elif isinstance(event, ExecutionSucceeded | ExecutionFailed):
-                ended = self.succeeded if isinstance(event, ExecutionSucceeded) else self.failed
-                ended.add(event.execution_id)
-                if self.last_end is None or event.at > self.last_end:
-                    self.last_end = event.at
-        if len(self.succeeded) + len(self.failed) >= self.expected and not self.done.is_set():
-            self.done_at = time.perf_counter()
-            self.done.set()
-
-
 @dataclass(frozen=True, slots=True)
 class Drain:
     submit_per_s: float
     drain_per_s: float
+    steady_per_s: float
     wall_per_s: float
     failed: int
 
@@ -118,26 +93,23 @@ async def part_a(executions: int, concurrency: int) -> Drain:
         progress(f"(a) submitting {executions} executions of {NOOP} in {settings.namespace}")
         submit_s = await submit_all(settings, NOOP, executions)
         tally = Tally(executions)
-        follower = LogFollower(await stream_channel(connection), names, tally.on_entry)
-        await follower.start("next")
+        await tally.follow(connection, names)
         progress(f"(a) starting one worker (--concurrency {concurrency}), draining")
         worker.spawn()
         await worker.wait_started()
         await asyncio.wait_for(tally.done.wait(), timeout=max(120.0, executions / 100))
-        await follower.stop()
+        await tally.stop()
     finally:
         await worker.stop()
         report_complaints(worker)
         await connection.close()
         await delete_namespace(settings.amqp_url, settings.namespace)
-    assert tally.first_start is not None
-    assert tally.last_end is not None
-    span = (tally.last_end - tally.first_start).total_seconds()
     return Drain(
         submit_per_s=executions / submit_s,
-        drain_per_s=executions / span,
+        drain_per_s=tally.overall_per_s(),
+        steady_per_s=tally.steady_per_s(),
         wall_per_s=executions / (tally.done_at - worker.started_at),
-        failed=len(tally.failed),
+        failed=tally.failed,
     )
 
 
@@ -228,6 +200,8 @@ async def run(executions: int, retries: int, concurrency: int) -> str:
         f"{'    submit: Client.submit, 500 in flight':<{w}}{rate(drain.submit_per_s, 'exec/s')}",
         f"{'    drain: first AttemptStarted -> last ExecutionSucceeded':<{w}}"
         f"{rate(drain.drain_per_s, 'exec/s')}",
+        f"{'    drain, steady: 10th -> 90th percentile of endings':<{w}}"
+        f"{rate(drain.steady_per_s, 'exec/s')}",
         f"{'    drain, wall: worker.started -> all seen on the log':<{w}}"
         f"{rate(drain.wall_per_s, 'exec/s')}",
         f"{'(b) raw aio-pika, quorum queue, 200 B persistent':<{w}}",

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 from contracts import FailureCause
+from tests.bench.support import delete_namespace
 from tests.integration.harness import eventually
 from tests.integration.processes import fleet
 from tests.integration.test_worker_loss import running_attempt
@@ -44,6 +45,7 @@ async def one_trial(heartbeat: float, window: float, kill_supervisor: bool) -> t
             victim.signal(signal.SIGKILL)
             killed_at = time.time()
             final = await handle.wait(timeout=window + 60)
+    await delete_namespace(settings.amqp_url, settings.namespace)
     assert final.cause is FailureCause.WORKER_LOST
     ended = final.attempts[0].ended_at
     assert ended is not None
