@@ -77,13 +77,23 @@ class ChildService:
         self._clock = clock
         self._watcher = ExecutionWatcher(names)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._following = False
+        self._following_lock = asyncio.Lock()
 
     async def start_watching(self) -> None:
+        """Remember the loop; the log is followed only once a child is first called,
+        so workers whose tasks call none do not read every event."""
         self._loop = asyncio.get_running_loop()
-        await self._watcher.start(self._connection, "next")
+
+    async def _follow_log(self) -> None:
+        async with self._following_lock:
+            if not self._following:
+                await self._watcher.start(self._connection, "next")
+                self._following = True
 
     async def stop(self) -> None:
-        await self._watcher.stop()
+        if self._following:
+            await self._watcher.stop()
 
     def scope(self, context: AttemptContext, requested_at_ms: int | None) -> AttemptContext:
         """The attempt's context, able to call children."""
@@ -92,6 +102,7 @@ class ChildService:
     async def start(
         self, scope: ChildScope, target: str, args: tuple[Json, ...], kwargs: Mapping[str, Json]
     ) -> ChildHandle:
+        await self._follow_log()
         position = scope.take_position()
         parent = scope.context
         child = child_id(parent.execution_id, position)
