@@ -63,16 +63,7 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
 def _apply(state: ExecutionState, event: Event) -> ExecutionState:
     match event:
         case ExecutionRequested():
-            return replace(
-                state,
-                status=Status.PENDING,
-                target=event.target,
-                args=event.args,
-                kwargs=event.kwargs,
-                parent_id=event.parent_id,
-                idempotency_key=event.idempotency_key,
-                requested_at=event.at,
-            )
+            return _requested(state, event)
         case AttemptStarted():
             return _started(state, event)
         case AttemptSucceeded():
@@ -81,19 +72,7 @@ def _apply(state: ExecutionState, event: Event) -> ExecutionState:
                 state, event.attempt, lambda a: replace(a, ended_at=ended, outcome="succeeded")
             )
         case AttemptFailed():
-            failure = event
-            return _with_attempt(
-                state,
-                event.attempt,
-                lambda a: replace(
-                    a,
-                    ended_at=failure.at,
-                    outcome="failed",
-                    cause=failure.cause,
-                    error=failure.error,
-                    worker=a.worker or failure.worker,
-                ),
-            )
+            return _with_attempt(state, event.attempt, lambda a: _attempt_failed(a, event))
         case RetryScheduled():
             return replace(
                 state,
@@ -106,16 +85,36 @@ def _apply(state: ExecutionState, event: Event) -> ExecutionState:
             return replace(state, status=Status.SUCCEEDED, result=event.result, ended_at=event.at)
         case ExecutionFailed():
             return replace(
-                state,
-                status=Status.FAILED,
-                error=event.error,
-                cause=event.cause,
-                ended_at=event.at,
+                state, status=Status.FAILED, error=event.error, cause=event.cause, ended_at=event.at
             )
         case ChildReused():
             return state
         case _:
             assert_never(event)
+
+
+def _requested(state: ExecutionState, event: ExecutionRequested) -> ExecutionState:
+    return replace(
+        state,
+        status=Status.PENDING,
+        target=event.target,
+        args=event.args,
+        kwargs=event.kwargs,
+        parent_id=event.parent_id,
+        idempotency_key=event.idempotency_key,
+        requested_at=event.at,
+    )
+
+
+def _attempt_failed(attempt: AttemptState, event: AttemptFailed) -> AttemptState:
+    return replace(
+        attempt,
+        ended_at=event.at,
+        outcome="failed",
+        cause=event.cause,
+        error=event.error,
+        worker=attempt.worker or event.worker,
+    )
 
 
 def _started(state: ExecutionState, event: AttemptStarted) -> ExecutionState:
