@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import orjson
 from contracts import Json
 from workers import commands
 from workers.logs import configure
+from workers.replay import BadPosition, Position, Selection, parse_position
 from workers.settings import Settings
 
 
@@ -165,19 +167,64 @@ def submit(
 
 @main.command()
 @click.argument("execution_id")
+@click.option(
+    "--file",
+    "source",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Read an exported log instead of the broker (works offline).",
+)
 @click.pass_context
-def status(ctx: click.Context, execution_id: str) -> None:
+def status(ctx: click.Context, execution_id: str, source: Path | None) -> None:
     """Show an execution's attempts as a timeline."""
-    _run(lambda: commands.status(ctx.obj, execution_id))
+    _run(lambda: commands.status(ctx.obj, execution_id, source))
+
+
+def _position(value: str | None, flag: str) -> Position | None:
+    if value is None:
+        return None
+    try:
+        return parse_position(value, datetime.now(UTC))
+    except BadPosition as err:
+        raise click.BadParameter(str(err), param_hint=flag) from err
 
 
 @main.command()
+@click.option("--from", "start", default="first", help="first, an offset, an ISO time or 10m.")
+@click.option("--until", default=None, help="Stop after this offset or time (same forms).")
 @click.option("--execution", default=None, help="Only this execution's events.")
+@click.option("--target", default=None, help="Only executions of this target.")
+@click.option("--type", "types", multiple=True, help="Only these event types (prefix).")
+@click.option("--follow", is_flag=True, help="Keep printing new events until interrupted.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+@click.option("--out", type=click.Path(path_type=Path), help="Export as JSON lines to a file.")
+@click.option(
+    "--file",
+    "source",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Read an exported file instead of the broker (works offline).",
+)
 @click.pass_context
-def replay(ctx: click.Context, execution: str | None, as_json: bool) -> None:
-    """Print the event log from the start."""
-    _run(lambda: commands.replay(ctx.obj, execution, as_json))
+def replay(
+    ctx: click.Context,
+    start: str,
+    until: str | None,
+    execution: str | None,
+    target: str | None,
+    types: tuple[str, ...],
+    follow: bool,
+    as_json: bool,
+    out: Path | None,
+    source: Path | None,
+) -> None:
+    """Print the event log, or part of it."""
+    selection = Selection(
+        start=_position(start, "--from") or "first",
+        until=_position(until, "--until"),
+        execution=execution,
+        target=target,
+        types=types,
+    )
+    _run(lambda: commands.replay(ctx.obj, selection, as_json, source, out, follow))
 
 
 @main.command()

@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,14 +15,16 @@ from typing import Any
 import orjson
 
 import contracts
-from contracts import Json, encode
+from contracts import Json
 from contracts.schemas import json_schemas
 from engine import Status, project
 from workers.broker import connect, publishing_channel
 from workers.client import Client, RemoteError, UnknownTarget
-from workers.history import read_events
+from workers.history import read_entries, read_events
+from workers.log_reader import Entry, LogFollower, stream_channel
 from workers.logs import get_logger
 from workers.projector import Projector
+from workers.replay import Selection, json_line, read_file, stream_offset
 from workers.settings import Settings
 from workers.tasks import tasks_in
 from workers.timeline import render
@@ -106,8 +108,13 @@ async def submit(
         return 0
 
 
-async def status(settings: Settings, execution_id: str) -> int:
-    events = [e for e in await read_events(settings) if e.execution_id == execution_id]
+async def status(settings: Settings, execution_id: str, source: Path | None = None) -> int:
+    everything = (
+        [e for entry in read_file(source) for e in entry.events]
+        if source is not None
+        else await read_events(settings)
+    )
+    events = [e for e in everything if e.execution_id == execution_id]
     state = project(events).get(execution_id)
     if state is None:
         print(f"no events for execution {execution_id}", file=sys.stderr)
@@ -131,12 +138,52 @@ def human(event: contracts.Event) -> str:
     ).rstrip()
 
 
-async def replay(settings: Settings, execution: str | None, as_json: bool) -> int:
-    for event in await read_events(settings):
-        if execution is not None and event.execution_id != execution:
-            continue
-        print(encode(event).decode() if as_json else human(event))
+async def replay(
+    settings: Settings,
+    selection: Selection,
+    as_json: bool,
+    source: Path | None = None,
+    out: Path | None = None,
+    follow: bool = False,
+) -> int:
+    """Print (or export) the selected events: from the broker, or from an exported file."""
+    sink = out.open("w") if out is not None else sys.stdout
+    try:
+        show = json_line if as_json or out is not None else human
+        if source is not None:
+            for event in selection.pick(read_file(source)):
+                print(show(event), file=sink)
+        elif follow:
+            await _follow(settings, selection, lambda e: print(show(e), file=sink, flush=True))
+        else:
+            for event in selection.pick(
+                await read_entries(settings, stream_offset(selection.start))
+            ):
+                print(show(event), file=sink)
+    finally:
+        if out is not None:
+            sink.close()
     return 0
+
+
+async def _follow(
+    settings: Settings, selection: Selection, emit: Callable[[contracts.Event], None]
+) -> None:
+    """Tail the log until interrupted."""
+    connection = await connect(settings, "replay")
+    try:
+        channel = await publishing_channel(connection)
+        names = await declare_core(channel, settings)
+
+        def on_entry(entry: Entry) -> None:
+            for event in selection.pick((entry,)):
+                emit(event)
+
+        follower = LogFollower(await stream_channel(connection), names, on_entry)
+        await follower.start(stream_offset(selection.start))
+        await _until_signalled()
+    finally:
+        await connection.close()
 
 
 async def topology(settings: Settings, queues: Sequence[str]) -> int:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from contracts import Event
 from workers.broker import connect, publishing_channel
-from workers.log_reader import read_log
+from workers.log_reader import Entry, Offset, read_log
 from workers.settings import Settings
 from workers.topology import declare_core
 
 
-async def read_events(settings: Settings, role: str = "reader") -> list[Event]:
-    """Every event on the stream now, in log order (declares the topology if missing)."""
+async def read_entries(
+    settings: Settings, start: Offset = "first", role: str = "reader"
+) -> list[Entry]:
+    """Every stream message from ``start`` to the tail now (declares the topology if missing)."""
     connection = await connect(settings, role)
     try:
         channel = await publishing_channel(connection)
         names = await declare_core(channel, settings)
-        entries = await read_log(connection, names)
+        return await read_log(connection, names, start)
     finally:
         await connection.close()
-    return [event for entry in entries for event in entry.events]
+
+
+async def read_events(settings: Settings, role: str = "reader") -> list[Event]:
+    """Every event on the stream now, in log order."""
+    return [event for entry in await read_entries(settings, role=role) for event in entry.events]

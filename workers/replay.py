@@ -1,0 +1,110 @@
+"""Replaying the log for people: where to start and stop, what to keep, where from.
+
+Positions are what an on-call engineer has at hand: ``first``, a stream offset,
+an ISO time, or an interval back from now (``10m``, ``2h``, ``1D``). The broker
+starts a time-based read at a chunk boundary, so times are also checked here,
+event by event. A log exported with ``--out`` reads back with ``--file``, with
+no broker at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from contracts import DecodeError, Event, ExecutionRequested, decode_event, encode
+from workers.log_reader import Entry, Offset
+
+Position = int | datetime | str
+INTERVAL = re.compile(r"^(\d+)([smhD])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "D": "days"}
+
+
+class BadPosition(ValueError):
+    """A --from/--until that is none of first, an offset, an ISO time or an interval."""
+
+
+def parse_position(text: str, now: datetime) -> Position:
+    """``first``/``last``/``next``, an offset, an ISO time (UTC if naive), or ``10m`` ago."""
+    if text in ("first", "last", "next"):
+        return text
+    if text.isdigit():
+        return int(text)
+    if match := INTERVAL.match(text):
+        amount, unit = match.groups()
+        return now - timedelta(**{UNITS[unit]: int(amount)})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise BadPosition(
+            f"{text!r} is not first, an offset, an ISO time or an interval like 10m"
+        ) from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+CHUNK_MARGIN = timedelta(seconds=60)
+
+
+def stream_offset(position: Position) -> Offset:
+    """What to ask the broker for. For a time, a minute earlier in whole seconds: the broker
+    attaches at a chunk boundary, and events are checked against the time here anyway."""
+    if isinstance(position, datetime):
+        return (position - CHUNK_MARGIN).replace(microsecond=0)
+    return position
+
+
+@dataclass(slots=True)
+class Selection:
+    """Which events to show, and from where to where."""
+
+    start: Position = "first"
+    until: Position | None = None
+    execution: str | None = None
+    target: str | None = None
+    types: tuple[str, ...] = ()
+    _targets: dict[str, str] = field(default_factory=dict)
+
+    def before_start(self, event: Event) -> bool:
+        return isinstance(self.start, datetime) and event.at < self.start
+
+    def past_until(self, offset: int | None, event: Event) -> bool:
+        if isinstance(self.until, int) and offset is not None:
+            return offset > self.until
+        return isinstance(self.until, datetime) and event.at > self.until
+
+    def accepts(self, event: Event) -> bool:
+        if isinstance(event, ExecutionRequested):
+            self._targets[event.execution_id] = event.target
+        if self.execution is not None and event.execution_id != self.execution:
+            return False
+        if self.target is not None and self._targets.get(event.execution_id) != self.target:
+            return False
+        return not self.types or any(event.type.startswith(t) for t in self.types)
+
+    def pick(self, entries: Iterable[Entry]) -> Iterator[Event]:
+        """The selected events of ``entries``, stopping at ``until``."""
+        for entry in entries:
+            for event in entry.events:
+                if self.past_until(entry.offset, event):
+                    return
+                if not self.before_start(event) and self.accepts(event):
+                    yield event
+
+
+def read_file(path: Path) -> Iterator[Entry]:
+    """An exported log (one JSON event a line) as entries without offsets."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield Entry(-1, (decode_event(line),))
+            except DecodeError as err:
+                raise DecodeError(f"{path}:{number}: {err}") from err
+
+
+def json_line(event: Event) -> str:
+    return encode(event).decode()
