@@ -131,11 +131,57 @@ def worker(
     _run(lambda: commands.run_worker(settings, imported, chosen, grace))
 
 
+API_DEFAULT = "http://127.0.0.1:8765"
+
+
 @main.command()
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    envvar="RICOCHET_STORE",
+    default=Path("ricochet-projection.sqlite3"),
+    show_default=True,
+    help="SQLite file for the state and the offset it includes.",
+)
+@click.option(
+    "--http",
+    envvar="RICOCHET_HTTP",
+    default="127.0.0.1:8765",
+    show_default=True,
+    help="Serve the read-only API on HOST:PORT ('' to turn it off).",
+)
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Fold the whole retained log afresh, report differences, repair, exit.",
+)
 @click.pass_context
-def projector(ctx: click.Context) -> None:
-    """Fold the event log into execution state and keep it current."""
-    _run(lambda: commands.run_projector(ctx.obj))
+def projector(ctx: click.Context, store: Path, http: str, rebuild: bool) -> None:
+    """Fold the event log into execution state, keep it on disk and serve it."""
+    if rebuild:
+        _run(lambda: commands.rebuild(ctx.obj, store))
+    _run(lambda: commands.run_projector(ctx.obj, store, http or None))
+
+
+@main.command()
+@click.option("--status", default=None, help="pending, running, retry_scheduled, succeeded, failed")
+@click.option("--target", default=None)
+@click.option("--since", default=None, help="Requested since: ISO time or 10m, 2h, 1D.")
+@click.option("--limit", default="100")
+@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
+@click.pass_context
+def executions(
+    ctx: click.Context,
+    status: str | None,
+    target: str | None,
+    since: str | None,
+    limit: str,
+    api_url: str,
+) -> None:
+    """List executions (from the projector, or by folding the log if none answers)."""
+    given = {"status": status, "target": target, "since": since, "limit": limit}
+    query = {k: v for k, v in given.items() if v is not None}
+    _run(lambda: commands.executions(ctx.obj, query, api_url or None))
 
 
 @main.command()
@@ -173,10 +219,11 @@ def submit(
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Read an exported log instead of the broker (works offline).",
 )
+@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
 @click.pass_context
-def status(ctx: click.Context, execution_id: str, source: Path | None) -> None:
+def status(ctx: click.Context, execution_id: str, source: Path | None, api_url: str) -> None:
     """Show an execution's attempts as a timeline."""
-    _run(lambda: commands.status(ctx.obj, execution_id, source))
+    _run(lambda: commands.status(ctx.obj, execution_id, source, api_url or None))
 
 
 def _position(value: str | None, flag: str) -> Position | None:

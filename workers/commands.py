@@ -8,16 +8,19 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import aiohttp
 import orjson
 
 import contracts
 from contracts import Json
 from contracts.schemas import json_schemas
-from engine import Status, project
+from engine import ExecutionState, Projection, Status, project
+from workers import api
 from workers.broker import connect, publishing_channel
 from workers.client import Client, RemoteError, UnknownTarget
 from workers.history import read_entries, read_events
@@ -26,6 +29,7 @@ from workers.logs import get_logger
 from workers.projector import Projector
 from workers.replay import Selection, json_line, read_file, stream_offset
 from workers.settings import Settings
+from workers.store import STATE, ProjectionStore, StoreLocked
 from workers.tasks import tasks_in
 from workers.timeline import render
 from workers.topology import Names, declare_core, declare_queue, describe, work_queue
@@ -69,12 +73,65 @@ async def run_worker(
     return 0
 
 
-async def run_projector(settings: Settings) -> int:
-    projector = Projector(settings)
-    await projector.start()
+async def run_projector(settings: Settings, store: Path | None, http: str | None) -> int:
+    projector = Projector(settings, store)
+    try:
+        await projector.start()
+    except StoreLocked as err:
+        print(f"error: {err}; stop it first, or use another --store", file=sys.stderr)
+        return 3
+    runner = None
+    if http:
+        host, _, port = http.rpartition(":")
+        application = api.app(settings.namespace, lambda: projector.projection, projector.progress)
+        runner = await api.serve(application, host or "127.0.0.1", int(port))
+        log.info("projector.http", url=f"http://{host or '127.0.0.1'}:{port}/openapi.json")
     await _until_signalled()
+    if runner is not None:
+        await runner.cleanup()
     await projector.stop()
     return 0
+
+
+async def rebuild(settings: Settings, store_path: Path) -> int:
+    """Fold the whole retained log afresh, report how the store differs, and repair it."""
+    store = ProjectionStore(store_path)
+    try:
+        store.open()
+    except StoreLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    try:
+        stored, _ = store.load()
+        entries = await read_entries(settings)
+        fresh = project(e for entry in entries for e in entry.events)
+        differences = diff(stored, fresh)
+        for line in differences:
+            print(line)
+        store.save(fresh.executions.values(), entries[-1].offset if entries else None)
+    finally:
+        store.close()
+    print(f"{len(differences)} difference(s); {len(fresh.executions)} execution(s) rebuilt")
+    return 1 if differences else 0
+
+
+def diff(stored: Projection, fresh: Projection) -> list[str]:
+    """Executions whose stored state is not what the log folds to."""
+    lines = []
+    for execution_id, state in fresh.executions.items():
+        kept = stored.get(execution_id)
+        if kept is None:
+            lines.append(f"missing from the store: {execution_id}")
+        elif kept != state:
+            fields = [
+                f for f in state.__dataclass_fields__ if getattr(kept, f) != getattr(state, f)
+            ]
+            lines.append(f"differs: {execution_id} ({', '.join(fields)})")
+    lines += [
+        f"only in the store (its events are no longer in the log): {execution_id}"
+        for execution_id in stored.executions.keys() - fresh.executions.keys()
+    ]
+    return lines
 
 
 async def submit(
@@ -108,19 +165,83 @@ async def submit(
         return 0
 
 
-async def status(settings: Settings, execution_id: str, source: Path | None = None) -> int:
-    everything = (
-        [e for entry in read_file(source) for e in entry.events]
-        if source is not None
-        else await read_events(settings)
-    )
-    events = [e for e in everything if e.execution_id == execution_id]
-    state = project(events).get(execution_id)
+async def status(
+    settings: Settings, execution_id: str, source: Path | None = None, api_url: str | None = None
+) -> int:
+    """The timeline, from the projector's API when one answers, else by folding the log."""
+    state = await _from_api(settings, api_url, execution_id) if source is None else None
+    if state is None:
+        everything = (
+            [e for entry in read_file(source) for e in entry.events]
+            if source is not None
+            else await read_events(settings)
+        )
+        events = [e for e in everything if e.execution_id == execution_id]
+        state = project(events).get(execution_id)
     if state is None:
         print(f"no events for execution {execution_id}", file=sys.stderr)
         return 1
     print(render(state))
     return 0 if state.status is not Status.FAILED else 1
+
+
+async def _ask(
+    settings: Settings, api_url: str | None, path: str, query: dict[str, str] | None = None
+) -> tuple[int, bytes] | None:
+    """GET from the projector's API, if one answers for this namespace; else None."""
+    if not api_url:
+        return None
+    try:
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(f"{api_url}/health") as health:
+                if orjson.loads(await health.read()).get("namespace") != settings.namespace:
+                    return None
+            async with session.get(f"{api_url}{path}", params=query) as response:
+                return response.status, await response.read()
+    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
+        return None
+
+
+async def _from_api(
+    settings: Settings, api_url: str | None, execution_id: str
+) -> ExecutionState | None:
+    answer = await _ask(settings, api_url, f"/executions/{execution_id}")
+    if answer is None or answer[0] != 200:
+        return None
+    return STATE.validate_json(answer[1])
+
+
+async def executions(settings: Settings, query: dict[str, str], api_url: str | None) -> int:
+    """List executions from the projector's API, else from a fresh fold of the log."""
+    rows = await _list_from_api(settings, api_url, query)
+    if rows is None:
+        fresh = project(await read_events(settings))
+        try:
+            rows = [api.summary(s) for s in api.select(fresh, query, datetime.now(UTC))]
+        except api.BadQuery as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    for row in rows:
+        print(
+            f"{row['execution_id']}  {row['status']:<15} {row['attempts']:>2} attempt(s)"
+            f"  {row['target']}  {row['requested_at']}"
+        )
+    return 0
+
+
+async def _list_from_api(
+    settings: Settings, api_url: str | None, query: dict[str, str]
+) -> list[Any] | None:
+    answer = await _ask(settings, api_url, "/executions", query)
+    if answer is None:
+        return None
+    status, raw = answer
+    body = orjson.loads(raw)
+    if status == 400:
+        print(f"error: {body['error']}", file=sys.stderr)
+        return []
+    return list(body["executions"]) if status == 200 else None
 
 
 def human(event: contracts.Event) -> str:
