@@ -25,6 +25,7 @@ from contracts.events import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
+    RerunRequested,
     RetryScheduled,
     event_id,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "FailureCause",
     "Heartbeat",
     "Json",
+    "RerunRequested",
     "RetryPolicy",
     "RetryScheduled",
     "RunningAttempt",

@@ -7,14 +7,17 @@ dead-letter header.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from contracts.events import BATCH_ADAPTER, EVENT_ADAPTER, Event, EventBatch
+from contracts.upcasting import upcast
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class DecodeError(ValueError):
@@ -32,11 +35,11 @@ def encode_json(value: object) -> bytes:
 
 
 def decode_event(data: bytes | str) -> Event:
-    """Parse one event of any known type and version."""
+    """Parse one event of any known type and version (old versions are upcast)."""
     try:
         return EVENT_ADAPTER.validate_json(data)
     except ValidationError as err:
-        raise DecodeError(describe(err)) from err
+        return _upcast_or_raise(EVENT_ADAPTER, data, upcast, err)
 
 
 def encode_batch(events: EventBatch | list[Event]) -> bytes:
@@ -45,11 +48,32 @@ def encode_batch(events: EventBatch | list[Event]) -> bytes:
 
 
 def decode_batch(data: bytes | str) -> EventBatch:
-    """Parse one stream message: a JSON array of events."""
+    """Parse one stream message: a JSON array of events (old versions are upcast)."""
     try:
         return BATCH_ADAPTER.validate_json(data)
     except ValidationError as err:
+        return _upcast_or_raise(BATCH_ADAPTER, data, _upcast_all, err)
+
+
+def _upcast_all(raw: Any) -> Any:
+    return [upcast(event) for event in raw] if isinstance(raw, list) else raw
+
+
+def _upcast_or_raise(
+    adapter: TypeAdapter[T], data: bytes | str, change: Callable[[Any], Any], err: ValidationError
+) -> T:
+    """The slow path, taken only when the fast one failed: upcast old versions, or explain."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
         raise DecodeError(describe(err)) from err
+    upcast_raw = change(raw)
+    if upcast_raw == raw:
+        raise DecodeError(describe(err)) from err
+    try:
+        return adapter.validate_python(upcast_raw)
+    except ValidationError as again:
+        raise DecodeError(describe(again)) from again
 
 
 def decode(model: type[M], data: bytes | str) -> M:

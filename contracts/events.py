@@ -31,15 +31,20 @@ class EventBase(WireModel):
 
 
 class ExecutionRequested(EventBase):
-    """Someone asked for ``target(*args, **kwargs)`` to run; ``attempt`` is 0."""
+    """Someone asked for ``target(*args, **kwargs)`` to run; ``attempt`` is 0.
 
-    type: Literal["execution_requested.v1"] = "execution_requested.v1"
+    v2 added ``rerun_of``, the execution this one re-runs (``ricochet rerun``);
+    v1 events are upcast on reading (``contracts.upcasting``).
+    """
+
+    type: Literal["execution_requested.v2"] = "execution_requested.v2"
     target: str
     args: tuple[Json, ...] = ()
     kwargs: dict[str, Json] = Field(default_factory=dict)
     parent_id: str | None = None
     idempotency_key: str | None = None
     source: str = "api"
+    rerun_of: str | None = None
 
 
 class AttemptStarted(EventBase):
@@ -98,6 +103,13 @@ class ChildReused(EventBase):
     target: str
 
 
+class RerunRequested(EventBase):
+    """Someone re-ran this (ended) execution as ``rerun_id``: the link back from the original."""
+
+    type: Literal["rerun_requested.v1"] = "rerun_requested.v1"
+    rerun_id: str
+
+
 Event = Annotated[
     ExecutionRequested
     | AttemptStarted
@@ -106,7 +118,8 @@ Event = Annotated[
     | RetryScheduled
     | ExecutionSucceeded
     | ExecutionFailed
-    | ChildReused,
+    | ChildReused
+    | RerunRequested,
     Field(discriminator="type"),
 ]
 """One discriminated union: the only way events are read."""
@@ -127,6 +140,7 @@ EVENT_TYPES: tuple[type[EventBase], ...] = (
     ExecutionSucceeded,
     ExecutionFailed,
     ChildReused,
+    RerunRequested,
 )
 
 TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1")

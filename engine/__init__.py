@@ -2,6 +2,7 @@
 
 from engine.commands import (
     Command,
+    NoteRerun,
     RecordFailure,
     RecordSuccess,
     Rejected,
@@ -22,6 +23,7 @@ __all__ = [
     "Decision",
     "ExecutionState",
     "InvalidRetryPolicy",
+    "NoteRerun",
     "Projection",
     "RecordFailure",
     "RecordSuccess",

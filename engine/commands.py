@@ -23,6 +23,7 @@ class RequestExecution:
     parent_id: str | None = None
     idempotency_key: str | None = None
     source: str = "api"
+    rerun_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,17 @@ class RejectExecution:
     cause: FailureCause = FailureCause.REJECTED
 
 
-Command = RequestExecution | StartAttempt | RecordSuccess | RecordFailure | RejectExecution
+@dataclass(frozen=True, slots=True)
+class NoteRerun:
+    """This execution was re-run as ``rerun_id``."""
+
+    rerun_id: str
+    now: datetime
+
+
+Command = (
+    RequestExecution | StartAttempt | RecordSuccess | RecordFailure | RejectExecution | NoteRerun
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,13 @@ from contracts import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
+    RerunRequested,
     RetryScheduled,
     event_id,
 )
 from engine.commands import (
     Command,
+    NoteRerun,
     RecordFailure,
     RecordSuccess,
     Rejected,
@@ -49,6 +51,8 @@ def decide(command: Command, state: ExecutionState) -> Decision:
             return _fail(command, state)
         case RejectExecution():
             return _reject(command, state)
+        case NoteRerun():
+            return _note_rerun(command, state)
         case _:
             assert_never(command)
 
@@ -68,6 +72,7 @@ def _request(command: RequestExecution, state: ExecutionState) -> Decision:
             parent_id=command.parent_id,
             idempotency_key=command.idempotency_key,
             source=command.source,
+            rerun_of=command.rerun_of,
         ),
     )
 
@@ -178,6 +183,21 @@ def _reject(command: RejectExecution, state: ExecutionState) -> Decision:
             at=command.now,
             cause=command.cause,
             error=command.error,
+        ),
+    )
+
+
+def _note_rerun(command: NoteRerun, state: ExecutionState) -> Decision:
+    if state.status is Status.UNKNOWN:
+        return Rejected(f"execution {state.execution_id} is not in the log")
+    attempt = len(state.attempts)
+    return (
+        RerunRequested(
+            event_id=event_id(state.execution_id, attempt, f"rerun-{command.rerun_id}"),
+            execution_id=state.execution_id,
+            attempt=attempt,
+            at=command.now,
+            rerun_id=command.rerun_id,
         ),
     )
 

@@ -24,6 +24,7 @@ from contracts import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
+    RerunRequested,
     RetryScheduled,
 )
 from engine.state import AttemptState, ExecutionState, Status
@@ -46,14 +47,21 @@ def progress_of(event: Event) -> tuple[int, int]:
             return (event.attempt, PHASE_ENDED)
         case RetryScheduled():
             return (event.attempt, PHASE_RETRY)
-        case ExecutionSucceeded() | ExecutionFailed():
+        case ExecutionSucceeded() | ExecutionFailed() | RerunRequested():
             return (event.attempt, PHASE_TERMINAL)
         case _:
             assert_never(event)
 
 
 def evolve(state: ExecutionState, event: Event) -> ExecutionState:
-    """The state after ``event``; unchanged when the event is old news."""
+    """The state after ``event``; unchanged when the event is old news.
+
+    A rerun is noted on the original whatever its progress (it has usually ended).
+    """
+    if isinstance(event, RerunRequested):
+        if event.rerun_id in state.reruns:
+            return state
+        return replace(state, reruns=(*state.reruns, event.rerun_id))
     progress = progress_of(event)
     if state.is_terminal or progress <= state.progress:
         return state
@@ -87,7 +95,7 @@ def _apply(state: ExecutionState, event: Event) -> ExecutionState:
             return replace(
                 state, status=Status.FAILED, error=event.error, cause=event.cause, ended_at=event.at
             )
-        case ChildReused():
+        case ChildReused() | RerunRequested():
             return state
         case _:
             assert_never(event)
@@ -102,6 +110,7 @@ def _requested(state: ExecutionState, event: ExecutionRequested) -> ExecutionSta
         kwargs=event.kwargs,
         parent_id=event.parent_id,
         idempotency_key=event.idempotency_key,
+        rerun_of=event.rerun_of,
         requested_at=event.at,
     )
 

@@ -56,6 +56,8 @@ class ExecutionState:
     kwargs: dict[str, Json] = field(default_factory=dict)
     parent_id: str | None = None
     idempotency_key: str | None = None
+    rerun_of: str | None = None
+    reruns: tuple[str, ...] = ()
     requested_at: datetime | None = None
     policy: RetryPolicy | None = None
     attempts: tuple[AttemptState, ...] = ()

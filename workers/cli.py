@@ -275,6 +275,35 @@ def replay(
 
 
 @main.command()
+@click.argument("execution_id")
+@click.option("--wait", is_flag=True, help="Wait for the result; exit 1 if it fails.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
+@click.pass_context
+def rerun(ctx: click.Context, execution_id: str, wait: bool, timeout: float | None) -> None:
+    """Start EXECUTION_ID's target again with the same inputs (linked both ways)."""
+    _run(lambda: commands.rerun(ctx.obj, execution_id, wait, timeout))
+
+
+@main.command()
+@click.argument("execution_id")
+@click.argument("modules", nargs=-1, required=True)
+@click.option("--attempt", type=int, default=None, help="Default: the last failed attempt.")
+@click.option("--pdb", "post_mortem", is_flag=True, help="Open pdb where it raises.")
+@click.pass_context
+def debug(
+    ctx: click.Context,
+    execution_id: str,
+    modules: tuple[str, ...],
+    attempt: int | None,
+    post_mortem: bool,
+) -> None:
+    """Run a recorded attempt here, with its inputs, from MODULES; nothing is published."""
+    sys.path.insert(0, os.getcwd())
+    imported = [importlib.import_module(name) for name in modules]
+    _run(lambda: commands.debug(ctx.obj, execution_id, imported, attempt, post_mortem))
+
+
+@main.command()
 @click.option("--queue", "queues", multiple=True, help="Also declare this work queue.")
 @click.pass_context
 def topology(ctx: click.Context, queues: tuple[str, ...]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from contracts import ErrorInfo, Json, TriggerV1, encode
-from engine import ExecutionState, Status
+from engine import ExecutionState, NoteRerun, Rejected, Status, decide
 from workers.broker import connect, persistent_message, publish, publishing_channel
 from workers.dispatch import Dispatcher, Request, rejected
 from workers.event_log import EventRecorder
@@ -149,6 +149,28 @@ class Client:
         handle = self.follow(execution_id_for(key))
         await publish(self._triggers, persistent_message(encode(trigger)), routing_key=target)
         return handle
+
+    async def rerun(self, original: ExecutionState) -> Handle:
+        """A new execution of the same target and inputs, linked both ways in the log:
+        its request names the original, and the original records the rerun."""
+        assert self._dispatcher is not None, "use `async with Client(...)`"
+        assert original.target is not None, "the original's request is not in the log"
+        execution_id = uuid.uuid4().hex
+        self._watcher.watch(execution_id)
+        request = Request(
+            execution_id,
+            original.target,
+            original.args,
+            original.kwargs,
+            source="rerun",
+            rerun_of=original.execution_id,
+        )
+        if rejected(await self._dispatcher.start(request)):
+            raise UnknownTarget(f"no worker queue serves target {original.target!r}")
+        note = decide(NoteRerun(execution_id, self._clock()), original)
+        assert not isinstance(note, Rejected)
+        await self._dispatcher.record(note)
+        return Handle(self, execution_id)
 
     def follow(self, execution_id: str) -> Handle:
         """A handle on an execution started elsewhere (a trigger, say), from now on."""

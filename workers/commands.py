@@ -20,9 +20,9 @@ import contracts
 from contracts import Json
 from contracts.schemas import json_schemas
 from engine import ExecutionState, Projection, Status, project
-from workers import api
+from workers import api, debugging
 from workers.broker import connect, publishing_channel
-from workers.client import Client, RemoteError, UnknownTarget
+from workers.client import Client, Handle, RemoteError, UnknownTarget
 from workers.history import read_entries, read_events
 from workers.log_reader import Entry, LogFollower, stream_channel
 from workers.logs import get_logger
@@ -150,19 +150,22 @@ async def submit(
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(handle.id, flush=True)
-        if not wait:
-            return 0
-        try:
-            result = await handle.result(timeout)
-        except RemoteError as err:
-            print(f"execution {handle.id} failed: {err}", file=sys.stderr)
-            print(err.remote_traceback, file=sys.stderr)
-            return 1
-        except TimeoutError:
-            print(f"execution {handle.id} did not end within {timeout} s", file=sys.stderr)
-            return 3
-        print(orjson.dumps(result).decode())
-        return 0
+        return await _report(handle, timeout) if wait else 0
+
+
+async def _report(handle: Handle, timeout: float | None) -> int:
+    """Print the result (exit 0), or the final error (1), or that time ran out (3)."""
+    try:
+        result = await handle.result(timeout)
+    except RemoteError as err:
+        print(f"execution {handle.id} failed: {err}", file=sys.stderr)
+        print(err.remote_traceback, file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print(f"execution {handle.id} did not end within {timeout} s", file=sys.stderr)
+        return 3
+    print(orjson.dumps(result).decode())
+    return 0
 
 
 async def status(
@@ -242,6 +245,43 @@ async def _list_from_api(
         print(f"error: {body['error']}", file=sys.stderr)
         return []
     return list(body["executions"]) if status == 200 else None
+
+
+async def _state(settings: Settings, execution_id: str) -> ExecutionState | None:
+    events = [e for e in await read_events(settings) if e.execution_id == execution_id]
+    return project(events).get(execution_id)
+
+
+async def rerun(settings: Settings, execution_id: str, wait: bool, timeout: float | None) -> int:
+    """Start the same target with the same inputs, linked to the original both ways."""
+    original = await _state(settings, execution_id)
+    if original is None or original.target is None:
+        print(f"error: no request for execution {execution_id} in the log", file=sys.stderr)
+        return 2
+    async with Client(settings, source="rerun") as client:
+        handle = await client.rerun(original)
+        print(handle.id, flush=True)
+        return await _report(handle, timeout) if wait else 0
+
+
+async def debug(
+    settings: Settings,
+    execution_id: str,
+    modules: Sequence[ModuleType],
+    attempt: int | None,
+    post_mortem: bool,
+) -> int:
+    """Run a recorded attempt in this process, with its inputs; nothing is published."""
+    state = await _state(settings, execution_id)
+    try:
+        if state is None:
+            raise debugging.CannotDebug(f"no events for execution {execution_id}")
+        task = debugging.find_task(modules, state.target)
+        chosen = debugging.chosen_attempt(state, attempt)
+    except debugging.CannotDebug as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return await debugging.run_here(task, state, chosen, post_mortem)
 
 
 def human(event: contracts.Event) -> str:

@@ -40,6 +40,7 @@ class Request:
     parent_id: str | None = None
     idempotency_key: str | None = None
     source: str = "api"
+    rerun_of: str | None = None
 
 
 class Dispatcher:
@@ -62,6 +63,7 @@ class Dispatcher:
             request.parent_id,
             request.idempotency_key,
             request.source,
+            request.rerun_of,
         )
         requested = decide(command, initial(request.execution_id))
         assert not isinstance(requested, Rejected), "a new execution is always accepted"
@@ -80,6 +82,10 @@ class Dispatcher:
         except PublishError:
             return requested + await self._reject(requested, request.target)
         return requested
+
+    async def record(self, events: tuple[Event, ...]) -> None:
+        """Record other facts about executions (a rerun's link back, say)."""
+        await self._recorder.record(events)
 
     async def _reject(self, requested: tuple[Event, ...], target: str) -> tuple[Event, ...]:
         error = ErrorInfo(type="UnknownTarget", message=f"no worker queue serves {target!r}")

@@ -153,3 +153,16 @@ ALL: list[Task[..., Any]] = [
     fast_retry,
     not_json,
 ]
+
+
+@task(name="t.needs_fix")
+def needs_fix(flag_file: str) -> str:
+    """Fails until the file exists: a bug 'fixed' between a run and its rerun."""
+    from pathlib import Path
+
+    if not Path(flag_file).exists():
+        raise Boom(f"{flag_file} is missing")
+    return "fixed"
+
+
+ALL.append(needs_fix)

@@ -72,7 +72,7 @@ async def test_status_and_replay_show_the_attempts(settings: Settings) -> None:
     assert len(human.strip().splitlines()) == 10
     code, lines, _ = await ricochet(settings, "replay", "--execution", execution_id, "--json")
     types = [orjson.loads(line)["type"] for line in lines.strip().splitlines()]
-    assert types[0] == "execution_requested.v1"
+    assert types[0] == "execution_requested.v2"
     assert types[-1] == "execution_succeeded.v1"
 
 

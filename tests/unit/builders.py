@@ -19,6 +19,7 @@ from contracts import (
     ExecutionSucceeded,
     FailureCause,
     Json,
+    RerunRequested,
     RetryPolicy,
     RetryScheduled,
     event_id,
@@ -165,5 +166,12 @@ EVERY_EVENT_TYPE: tuple[Event, ...] = (
     *FAIL_THEN_SUCCEED,
     execution_failed(3, 40, WORKER_2),
     reused(EXECUTION, 2, 0, child_id(EXECUTION, 0), "billing.tasks:charge", at(41)),
+    RerunRequested(
+        event_id=f"{EXECUTION}/3/rerun-x",
+        execution_id=EXECUTION,
+        attempt=3,
+        at=at(50),
+        rerun_id="x",
+    ),
 )
 """At least one realistic instance of every event type (not one history)."""
