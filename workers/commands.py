@@ -27,7 +27,7 @@ from workers.history import read_entries, read_events
 from workers.log_reader import Entry, LogFollower, stream_channel
 from workers.logs import get_logger
 from workers.projector import Projector
-from workers.replay import Selection, json_line, read_file, stream_offset
+from workers.replay import ProgressBar, Selection, json_line, read_file, stream_offset
 from workers.settings import Settings
 from workers.store import STATE, ProjectionStore, StoreLocked
 from workers.tasks import tasks_in
@@ -317,9 +317,12 @@ async def replay(
         elif follow:
             await _follow(settings, selection, lambda e: print(show(e), file=sink, flush=True))
         else:
-            for event in selection.pick(
-                await read_entries(settings, stream_offset(selection.start))
-            ):
+            bar = ProgressBar() if sys.stderr.isatty() else None
+            start = stream_offset(selection.start)
+            entries = await read_entries(settings, start, progress=bar.update if bar else None)
+            if bar is not None:
+                bar.close()
+            for event in selection.pick(entries):
                 print(show(event), file=sink)
     finally:
         if out is not None:

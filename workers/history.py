@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from contracts import Event
 from workers.broker import connect, publishing_channel
-from workers.log_reader import Entry, Offset, read_log
+from workers.log_reader import Entry, Offset, Progress, read_log
 from workers.settings import Settings
 from workers.topology import declare_core
 
 
 async def read_entries(
-    settings: Settings, start: Offset = "first", role: str = "reader"
+    settings: Settings,
+    start: Offset = "first",
+    role: str = "reader",
+    progress: Progress | None = None,
 ) -> list[Entry]:
     """Every stream message from ``start`` to the tail now (declares the topology if missing)."""
     connection = await connect(settings, role)
     try:
         channel = await publishing_channel(connection)
         names = await declare_core(channel, settings)
-        return await read_log(connection, names, start)
+        return await read_log(connection, names, start, progress)
     finally:
         await connection.close()
 

@@ -153,8 +153,15 @@ async def _until_done_or_quiet(done: asyncio.Event, progress: Callable[[], int])
             await asyncio.wait_for(done.wait(), 1.0)
 
 
+Progress = Callable[[int, int], None]
+"""Told (offset just read, tail offset) as a long read goes on."""
+
+
 async def read_log(
-    connection: AbstractRobustConnection, names: Names, start: Offset = "first"
+    connection: AbstractRobustConnection,
+    names: Names,
+    start: Offset = "first",
+    progress: Progress | None = None,
 ) -> list[Entry]:
     """Every entry from ``start`` to the log's tail as it was when called."""
     tail = await tail_offset(connection, names)
@@ -166,6 +173,8 @@ async def read_log(
     def keep(entry: Entry) -> None:
         if entry.offset <= tail:
             entries.append(entry)
+            if progress is not None:
+                progress(entry.offset, tail)
         if entry.offset >= tail:
             done.set()
 

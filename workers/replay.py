@@ -10,6 +10,7 @@ no broker at all.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -104,6 +105,32 @@ def read_file(path: Path) -> Iterator[Entry]:
                 yield Entry(-1, (decode_event(line),))
             except DecodeError as err:
                 raise DecodeError(f"{path}:{number}: {err}") from err
+
+
+class ProgressBar:
+    """A one-line bar on stderr for long reads (only used when stderr is a terminal)."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._first: int | None = None
+        self._shown = -1
+
+    def update(self, offset: int, tail: int) -> None:
+        first = self._first = offset if self._first is None else self._first
+        done = min(max(offset - first, 0) / max(tail - first, 1), 1.0)
+        percent = int(done * 100)
+        if percent == self._shown:
+            return
+        self._shown = percent
+        filled = int(done * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        sys.stderr.write(f"\r  reading the log [{bar}] {percent:3d}%  offset {offset:,}/{tail:,}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._shown >= 0:
+            sys.stderr.write("\n")
 
 
 def json_line(event: Event) -> str:

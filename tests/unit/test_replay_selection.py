@@ -64,3 +64,19 @@ def test_from_a_time_drops_earlier_events_of_the_first_chunk() -> None:
     middle = FAIL_THEN_SUCCEED[3].at
     picked = list(Selection(start=middle).pick(entries()))
     assert [e for e in FAIL_THEN_SUCCEED if e.at >= middle] == picked
+
+
+def test_the_progress_bar_counts_from_the_first_offset_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Percent is of the span actually read (from the first offset seen to the tail)."""
+    from workers.replay import ProgressBar
+
+    bar = ProgressBar()
+    for offset in (100, 150, 200):
+        bar.update(offset, 200)
+    bar.close()
+    shown = capsys.readouterr().err
+    assert "  0%" in shown
+    assert " 50%" in shown
+    assert "100%  offset 200/200" in shown
