@@ -61,3 +61,20 @@ async def test_bad_positions_get_a_clear_error(settings: Settings) -> None:
     code, _, err = await ricochet(settings, "replay", "--from", "yesterday")
     assert 2 == code
     assert "is not first, an offset, an ISO time or an interval like 10m" in err
+
+
+async def test_executions_lists_by_folding_the_log_when_no_projector_answers(
+    settings: Settings, client: Client
+) -> None:
+    """ricochet executions --status failed, with no projector: the log is folded instead."""
+    async with running_worker(settings, tasks.ALL):
+        ok = await client.submit("t.ok", [1])
+        bad = await client.submit("t.fails_once_no_retry")
+        await ok.wait(timeout=20)
+        await bad.wait(timeout=20)
+    code, out, _ = await ricochet(settings, "executions", "--status", "failed", "--api", "")
+    assert 0 == code
+    assert [bad.id] == [line.split()[0] for line in out.strip().splitlines()]
+    code, _, err = await ricochet(settings, "executions", "--status", "lost", "--api", "")
+    assert 2 == code
+    assert "status must be one of" in err
