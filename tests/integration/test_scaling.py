@@ -52,18 +52,23 @@ async def test_poison_that_kills_every_worker_is_parked_and_failed(
     settings: Settings, client: Client, tmp_path: Path
 ) -> None:
     """A body that kills its worker on every attempt: failed after 1 + retries, parked, and
-    other work goes on."""
+    other work goes on (work that shared a dying worker is lost with it, at most once)."""
     async with fleet(settings, tmp_path) as workers:
         for _ in range(4):
             await workers.start()
         poison = await client.submit("p.suicide")
-        healthy = await asyncio.gather(*(client.submit("p.quick", [i]) for i in range(20)))
-        assert all(
-            Status.SUCCEEDED == s.status
-            for s in await asyncio.gather(*(h.wait(timeout=60) for h in healthy))
-        )
+        during = await asyncio.gather(*(client.submit("p.quick", [i]) for i in range(20)))
+        states = await asyncio.gather(*(h.wait(timeout=60) for h in during))
         final = await poison.wait(timeout=90)
+        killed = {str(w.pid) for w in workers.workers if w.process.poll() is not None}
+        after = await asyncio.gather(*(client.submit("p.quick", [i]) for i in range(20)))
+        later = await asyncio.gather(*(h.wait(timeout=60) for h in after))
 
+    for state in states:
+        if state.status is not Status.SUCCEEDED:
+            assert FailureCause.WORKER_LOST == state.cause
+            assert (state.attempts[-1].worker or "").rsplit(":", 1)[1] in killed
+    assert all(Status.SUCCEEDED == s.status for s in later)
     assert Status.FAILED == final.status
     assert FailureCause.WORKER_LOST == final.cause
     assert 3 == len(final.attempts) == len(workers.runs(poison.id))
