@@ -1,28 +1,26 @@
-"""Recording events: one confirmed stream message per group of events recorded together.
+"""Recording events: confirmed, and grouped with other callers' into shared stream messages.
 
 The events that describe a step (``AttemptFailed`` + ``RetryScheduled``, say) go
-in one message, so they are confirmed together and never half-recorded.
+in one message, so they are confirmed together and never half-recorded; see
+``workers.group_commit`` for how callers share messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
-from contracts import Event, encode_batch
-from workers.broker import persistent_message, publish, publish_until_confirmed
+from contracts import Event
+from workers.group_commit import GroupCommitter
 from workers.topology import Names
-
-BATCH_TYPE = "ricochet.events"
 
 
 class EventRecorder:
     """Publishes events to the log's exchange and returns once the broker confirmed them."""
 
     def __init__(self, exchange: AbstractExchange) -> None:
-        self._exchange = exchange
+        self._committer = GroupCommitter(exchange)
 
     @classmethod
     async def open(cls, channel: AbstractChannel, names: Names) -> EventRecorder:
@@ -30,19 +28,13 @@ class EventRecorder:
 
     async def record(self, events: Sequence[Event]) -> None:
         """Record facts that must not be lost: retries through broker trouble until confirmed."""
-        if events:
-            await publish_until_confirmed(self._exchange, self._message(events), routing_key="")
+        await self._committer.commit(events)
 
-    async def record_once(self, events: Sequence[Event], message_id: str) -> None:
+    async def record_once(self, events: Sequence[Event], claim: str) -> None:
         """One try: for a claim (``AttemptStarted``) that must not be made twice.
 
-        ``message_id`` is unique to this claim, so after a lost confirm the log
-        can tell whether this publish (and not another worker's) got through.
+        ``claim`` is unique to this call and travels in the message's claims
+        header, so after a lost confirm the log can tell whether this publish
+        (and not another worker's) got through.
         """
-        message = self._message(events)
-        message.message_id = message_id
-        await publish(self._exchange, message, routing_key="")
-
-    @staticmethod
-    def _message(events: Sequence[Event]) -> aio_pika.Message:
-        return persistent_message(encode_batch(list(events)), type_=BATCH_TYPE)
+        await self._committer.commit(events, claim)

@@ -23,6 +23,7 @@ from aio_pika.abc import (
 )
 
 from contracts import DecodeError, Event, decode_batch
+from workers.group_commit import CLAIMS_HEADER
 from workers.logs import get_logger
 from workers.topology import Names
 
@@ -47,6 +48,8 @@ class Entry:
     offset: int
     events: tuple[Event, ...]
     message_id: str | None = None
+    claims: frozenset[str] = frozenset()
+    """Claim ids of the attempt starts in this message (``ricochet-claims`` header)."""
 
 
 Handler = Callable[[Entry], Awaitable[None] | None]
@@ -86,7 +89,7 @@ class LogFollower:
             offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
             if self.last_offset is not None and offset <= self.last_offset:
                 return
-            entry = _entry(offset, message.body, message.message_id)
+            entry = _entry(offset, message.body, message.message_id, _claims(message))
             self.last_offset = offset
             self._arguments["x-stream-offset"] = offset + 1
             result = self._handler(entry)
@@ -99,13 +102,21 @@ class LogFollower:
                 await message.ack(multiple=True)
 
 
-def _entry(offset: int, body: bytes, message_id: str | None) -> Entry:
+def _entry(offset: int, body: bytes, message_id: str | None, claims: frozenset[str]) -> Entry:
     """Decode one stream message; an unreadable one is logged and yields no events."""
     try:
-        return Entry(offset, decode_batch(body), message_id)
+        return Entry(offset, decode_batch(body), message_id, claims)
     except DecodeError as err:
         log.warning("event_log.unreadable_message", offset=offset, reason=str(err))
-        return Entry(offset, (), message_id)
+        return Entry(offset, (), message_id, claims)
+
+
+def _claims(message: AbstractIncomingMessage) -> frozenset[str]:
+    """The claims header's ids; anything else in it is ignored (it is only ever looked up)."""
+    raw = (message.headers or {}).get(CLAIMS_HEADER)
+    if isinstance(raw, bytes):
+        raw = raw.decode(errors="replace")
+    return frozenset(raw.split()) if isinstance(raw, str) else frozenset()
 
 
 async def stream_channel(connection: AbstractRobustConnection) -> AbstractChannel:

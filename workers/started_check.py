@@ -46,11 +46,11 @@ class StartedLookup:
             await self._scan(published_at)
             return wanted in self._started
 
-    async def was_recorded(self, message_id: str, published_at: datetime | None) -> bool:
-        """Did the stream message published with ``message_id`` (one claim) reach the log?"""
+    async def was_recorded(self, claim: str, published_at: datetime | None) -> bool:
+        """Did the stream message carrying ``claim`` (one worker's start) reach the log?"""
         async with self._lock:
             await self._scan(published_at)
-            return message_id in self._published
+            return claim in self._published
 
     async def _scan(self, published_at: datetime | None) -> None:
         """Read what is new since the last scan, or rescan from earlier if asked about older."""
@@ -66,7 +66,8 @@ class StartedLookup:
             self._published.clear()
         for entry in await read_log(self._connection, self._names, start):
             self._next_offset = entry.offset + 1
-            if entry.message_id is not None:
+            self._published.update(entry.claims)
+            if entry.message_id is not None:  # before group commit, the claim was the id
                 self._published.add(entry.message_id)
             for event in entry.events:
                 if isinstance(event, AttemptStarted):

@@ -1,0 +1,80 @@
+"""Group commit against the broker: callers share stream messages, each caller's events
+stay together in one, and claims are findable on the log."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from contracts import AT_MOST_ONCE, AttemptStarted, Event, ExecutionRequested, event_id
+from workers.broker import connect, publishing_channel
+from workers.event_log import EventRecorder
+from workers.history import read_entries
+from workers.settings import Settings
+from workers.topology import declare_core
+
+pytestmark = pytest.mark.broker
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def request(execution_id: str) -> ExecutionRequested:
+    return ExecutionRequested(
+        event_id=event_id(execution_id, 0, "requested"),
+        execution_id=execution_id,
+        attempt=0,
+        target="t",
+        at=NOW,
+    )
+
+
+def start(execution_id: str) -> AttemptStarted:
+    return AttemptStarted(
+        event_id=event_id(execution_id, 1, "started"),
+        execution_id=execution_id,
+        attempt=1,
+        worker="w",
+        policy=AT_MOST_ONCE,
+        at=NOW,
+    )
+
+
+async def test_concurrent_callers_share_messages_and_keep_their_events_together(
+    settings: Settings,
+) -> None:
+    connection = await connect(settings, "test")
+    try:
+        channel = await publishing_channel(connection)
+        names = await declare_core(channel, settings)
+        recorder = await EventRecorder.open(channel, names)
+        ids = [uuid.uuid4().hex for _ in range(300)]
+        claims = {execution_id: uuid.uuid4().hex for execution_id in ids[::2]}
+
+        async def one(execution_id: str) -> None:
+            events: list[Event] = [request(execution_id), start(execution_id)]
+            claim = claims.get(execution_id)
+            if claim is None:
+                await recorder.record(events)
+            else:
+                await recorder.record_once(events, claim)
+
+        await asyncio.gather(*(one(execution_id) for execution_id in ids))
+    finally:
+        await connection.close()
+
+    entries = await read_entries(settings)
+    assert len(entries) < len(ids) / 4, "callers at once should share messages"
+    where: dict[str, set[int]] = {}
+    for entry in entries:
+        for event in entry.events:
+            where.setdefault(event.execution_id, set()).add(entry.offset)
+    assert sorted(where) == sorted(ids)
+    assert all(len(offsets) == 1 for offsets in where.values()), "a caller's events were split"
+    for execution_id, claim in claims.items():
+        (offset,) = where[execution_id]
+        (entry,) = [entry for entry in entries if entry.offset == offset]
+        assert claim in entry.claims
+    assert sum(len(entry.claims) for entry in entries) == len(claims)

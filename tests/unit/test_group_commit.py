@@ -1,0 +1,110 @@
+"""Group commit's promises when publishes fail, with an exchange that fails on cue.
+
+The broker's side (messages shared, claims on the log) is in
+``tests/integration/test_group_commit.py``; this covers what a broker cannot be
+made to do on cue: fail one publish and not the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import aio_pika
+import orjson
+import pytest
+from aio_pika.abc import AbstractExchange
+
+from contracts import AT_MOST_ONCE, AttemptStarted, event_id
+from workers.group_commit import CLAIMS_HEADER, GroupCommitter
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def started(execution_id: str) -> AttemptStarted:
+    return AttemptStarted(
+        event_id=event_id(execution_id, 1, "started"),
+        execution_id=execution_id,
+        attempt=1,
+        worker="w",
+        policy=AT_MOST_ONCE,
+        at=NOW,
+    )
+
+
+class FlakyExchange:
+    """Fails the first ``failures`` publishes with a lost connection, then confirms."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.published: list[aio_pika.Message] = []
+
+    async def publish(self, message: aio_pika.Message, **_: Any) -> None:
+        await asyncio.sleep(0.001)
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("connection lost")
+        self.published.append(message)
+
+    def execution_ids(self) -> list[list[str]]:
+        return [[e["execution_id"] for e in orjson.loads(m.body)] for m in self.published]
+
+
+def committer(exchange: FlakyExchange) -> GroupCommitter:
+    return GroupCommitter(cast(AbstractExchange, exchange), max_in_flight=1)
+
+
+async def test_callers_arriving_in_one_turn_of_the_loop_share_one_message() -> None:
+    exchange = FlakyExchange()
+    commit = committer(exchange)
+    await asyncio.gather(*(commit.commit([started(f"e{i}")]) for i in range(10)))
+    assert exchange.execution_ids() == [[f"e{i}" for i in range(10)]]
+
+
+async def test_callers_arriving_while_a_message_is_in_flight_share_the_next() -> None:
+    exchange = FlakyExchange()
+    commit = committer(exchange)
+    first = asyncio.ensure_future(commit.commit([started("e0")]))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await asyncio.gather(*(commit.commit([started(f"e{i}")]) for i in range(1, 10)))
+    await first
+    assert exchange.execution_ids() == [["e0"], [f"e{i}" for i in range(1, 10)]]
+
+
+async def test_a_claim_fails_with_its_message_and_the_rest_are_published_again() -> None:
+    exchange = FlakyExchange(failures=1)
+    commit = committer(exchange)
+    claim = asyncio.ensure_future(commit.commit([started("claimed")], claim="c1"))
+    facts = asyncio.ensure_future(commit.commit([started("fact")]))
+    with pytest.raises(ConnectionError):
+        await claim
+    await facts
+    assert exchange.execution_ids() == [["fact"]]
+    assert CLAIMS_HEADER not in (exchange.published[0].headers or {})
+
+
+async def test_claims_travel_in_the_header_of_their_message() -> None:
+    exchange = FlakyExchange()
+    commit = committer(exchange)
+    await commit.commit([started("first")])
+    await asyncio.gather(
+        commit.commit([started("a")], claim="c-a"),
+        commit.commit([started("b")], claim="c-b"),
+        commit.commit([started("c")]),
+    )
+    assert (exchange.published[1].headers or {})[CLAIMS_HEADER] == "c-a c-b"
+
+
+async def test_a_cancelled_caller_is_left_out_of_later_messages() -> None:
+    exchange = FlakyExchange()
+    commit = committer(exchange)
+    busy = asyncio.ensure_future(commit.commit([started("busy")]))
+    await asyncio.sleep(0)
+    gone = asyncio.ensure_future(commit.commit([started("gone")]))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await commit.commit([started("kept")])
+    await busy
+    assert exchange.execution_ids() == [["busy"], ["kept"]]

@@ -1,0 +1,163 @@
+"""Group commit: the events of many attempts in one confirmed stream message.
+
+Every publish costs frames, a confirm and a write in the broker; a worker
+draining thousands of attempts a second would spend its time there. So callers
+hand their events over and wait, and whatever arrives while earlier messages
+wait for their confirms goes out together in the next one: one message at low
+load (no added latency), bigger ones as load grows. The log stays a sequence of
+immutable events.
+
+What each caller is promised does not change:
+
+- its events travel in one message, so they are confirmed or lost together;
+- it resumes only once that message is confirmed, so nothing it does next (an
+  ack, running a body, publishing a retry) runs ahead of the log;
+- a one-try caller (a claim) fails when its message does; the others are
+  published again, after a pause, until confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aio_pika.abc import AbstractExchange
+
+from contracts import Event, encode_batch
+from workers.broker import RETRY_PAUSE_S, TRANSIENT, closed_for_good, persistent_message, publish
+from workers.logs import get_logger
+
+log = get_logger(__name__)
+
+BATCH_TYPE = "ricochet.events"
+CLAIMS_HEADER = "ricochet-claims"
+"""The claim ids of the one-try callers in a message, space-separated (a stream keeps
+string headers but drops arrays), so one can tell, after a lost confirm, whether its
+own claim reached the log."""
+
+MAX_IN_FLIGHT = 4
+"""Messages awaiting confirms at once: enough to keep the broker busy, few enough
+that callers arriving meanwhile pile up into the next message."""
+MAX_EVENTS = 2000
+"""Events in one message at most (about 500 kB)."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """One caller's events, and the future it waits on."""
+
+    events: Sequence[Event]
+    claim: str | None
+    done: asyncio.Future[None]
+    tries: int = 0
+
+
+@dataclass(slots=True)
+class GroupCommitter:
+    """Publishes callers' events in shared messages; see the module docstring."""
+
+    exchange: AbstractExchange
+    max_in_flight: int = MAX_IN_FLIGHT
+    max_events: int = MAX_EVENTS
+    _waiting: list[_Waiting] = field(default_factory=list)
+    _in_flight: int = 0
+    _flush_planned: bool = False
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def commit(self, events: Sequence[Event], claim: str | None = None) -> None:
+        """Return once ``events`` are confirmed on the log.
+
+        Without ``claim``, broker trouble is waited out; with one, the first
+        failure raises (a ``TRANSIENT`` error: the caller must find out whether
+        ``claim`` landed, see ``CLAIMS_HEADER``).
+        """
+        if not events:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(events, claim, done))
+        self._plan_flush()
+        await done
+
+    def _plan_flush(self) -> None:
+        """Flush at the end of this turn of the loop, so callers woken together share it."""
+        if not self._flush_planned:
+            self._flush_planned = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_planned = False
+        while self._waiting and self._in_flight < self.max_in_flight:
+            group = self._take_group()
+            self._in_flight += 1
+            task = asyncio.create_task(self._publish(group))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take_group(self) -> list[_Waiting]:
+        """Whole callers, oldest first, up to ``max_events`` (at least one caller)."""
+        count, size = 0, 0
+        for waiting in self._waiting:
+            if count and size + len(waiting.events) > self.max_events:
+                break
+            count += 1
+            size += len(waiting.events)
+        group, self._waiting = self._waiting[:count], self._waiting[count:]
+        return [waiting for waiting in group if not waiting.done.done()]
+
+    async def _publish(self, group: list[_Waiting]) -> None:
+        try:
+            if group:
+                await self._send(group)
+        finally:
+            self._in_flight -= 1
+            if self._waiting:
+                self._plan_flush()
+
+    async def _send(self, group: list[_Waiting]) -> None:
+        claims = [waiting.claim for waiting in group if waiting.claim is not None]
+        message = persistent_message(
+            encode_batch([event for waiting in group for event in waiting.events]),
+            headers={CLAIMS_HEADER: " ".join(claims)} if claims else None,
+            type_=BATCH_TYPE,
+        )
+        try:
+            await publish(self.exchange, message, routing_key="")
+        except TRANSIENT as err:
+            self._after_failure(group, err)
+        except asyncio.CancelledError:
+            for waiting in group:
+                waiting.done.cancel()
+            raise
+        except Exception as err:  # unroutable, nacked: every caller hears why
+            _settle(group, err)
+        else:
+            _settle(group, None)
+
+    def _after_failure(self, group: list[_Waiting], err: BaseException) -> None:
+        """Claims fail at once; the rest go round again after a pause, unless closed for good."""
+        again = [waiting for waiting in group if waiting.claim is None]
+        if closed_for_good(self.exchange):
+            _settle(group, err)
+            return
+        _settle([waiting for waiting in group if waiting.claim is not None], err)
+        events = sum(len(waiting.events) for waiting in again)
+        log.warning("events.publish_retrying", events=events, error=repr(err))
+        for waiting in again:
+            waiting.tries += 1
+        pause = RETRY_PAUSE_S[min(again[0].tries - 1, len(RETRY_PAUSE_S) - 1)] if again else 0
+        asyncio.get_running_loop().call_later(pause, self._requeue, again)
+
+    def _requeue(self, again: list[_Waiting]) -> None:
+        self._waiting[:0] = [waiting for waiting in again if not waiting.done.done()]
+        self._plan_flush()
+
+
+def _settle(group: list[_Waiting], err: BaseException | None) -> None:
+    for waiting in group:
+        if waiting.done.done():
+            continue
+        if err is None:
+            waiting.done.set_result(None)
+        else:
+            waiting.done.set_exception(err)
