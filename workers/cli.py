@@ -42,7 +42,13 @@ def _json_arg(value: str, what: str) -> Any:
 
 
 def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
-    sys.exit(asyncio.run(main()))
+    """Run on uvloop where it exists: its transports and thread wake-ups are written in C,
+    and a busy worker spends a fifth of its time in them on the stock loop."""
+    try:
+        import uvloop
+    except ImportError:  # not built for Windows
+        sys.exit(asyncio.run(main()))
+    sys.exit(uvloop.run(main()))
 
 
 @click.group(context_settings={"auto_envvar_prefix": "RICOCHET", "show_default": True})
