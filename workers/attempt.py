@@ -211,7 +211,7 @@ class AttemptProcessor:
             except TRANSIENT as err:
                 log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
-        log.info(
+        log.debug(  # debug: at thousands a second, one info line per attempt (its end) is plenty
             "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
         )
         return running

@@ -1,4 +1,5 @@
-"""structlog set-up: JSON lines, or pretty ones on a terminal.
+"""structlog set-up: JSON lines (orjson, written as bytes: the fast path), or pretty
+ones on a terminal.
 
 Bound loggers carry ``execution_id`` and ``attempt`` so one grep follows an
 execution through every process.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 
@@ -16,7 +18,9 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     """Configure structlog once per process; ``json=None`` picks by whether stderr is a TTY."""
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer(serializer=orjson.dumps)
+        if as_json
+        else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
         processors=[
@@ -27,7 +31,11 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=(
+            structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+            if as_json
+            else structlog.PrintLoggerFactory(file=sys.stderr)
+        ),
         cache_logger_on_first_use=True,
     )
 

@@ -142,7 +142,8 @@ class WorkerProcess:
         self.complaints = [
             line
             for line in self._read_log().splitlines()
-            if '"level": "warning"' in line or '"level": "error"' in line
+            if '"level":"warning"' in line.replace(" ", "")
+            or '"level":"error"' in line.replace(" ", "")
         ]
         Path(self.log_path).unlink(missing_ok=True)
 
