@@ -42,8 +42,11 @@ from workers.topology import Names, dead_watch, declare_queue, supervisor, trigg
 
 log = get_logger(__name__)
 
-ENDED_MEMORY = 100_000
-"""Recently ended executions remembered, so a straggler event cannot revive one."""
+ENDED_MEMORY = 10_000
+"""Recently ended executions remembered, so a straggler event cannot revive one.
+
+Stragglers (a zombie's late outcome) come seconds after the end, not 10,000
+executions later; a bigger memory only made a busy worker grow (2 MB per 10,000)."""
 
 
 class Supervisor:
