@@ -19,6 +19,7 @@ from contracts import (
     REQUESTED_AT_HEADER,
     SOURCE_QUEUE_HEADER,
 )
+from workers.acks import RunAcker
 from workers.broker import persistent_message, publish_until_confirmed
 from workers.outcome import Ack, DeadLetter, Outcome, Requeue, Retry
 from workers.topology import (
@@ -39,10 +40,17 @@ def utc_now() -> datetime:
 class Settler:
     """Publishes retries and dead letters on a confirming channel, then acks."""
 
-    def __init__(self, channel: AbstractChannel, names: Names, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        channel: AbstractChannel,
+        names: Names,
+        clock: Clock = utc_now,
+        acks: RunAcker | None = None,
+    ) -> None:
         self._channel = channel
         self._names = names
         self._clock = clock
+        self._acks = acks
         self._declared_at: dict[int, float] = {}
         self._work: AbstractExchange | None = None
         self._delay: AbstractExchange | None = None
@@ -66,10 +74,23 @@ class Settler:
                 await self.dead_letter(message, outcome.reason)
             case Requeue():
                 assert message is not None, "only a held message can be requeued"
-                await message.nack(requeue=True)
+                await self.requeue(message)
                 return
         if message is not None:
+            await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        """Work deliveries are acked in runs (``workers.acks``); anything else at once."""
+        if self._acks is not None and self._acks.tracks(message):
+            self._acks.ack(message)
+        else:
             await message.ack()
+
+    async def requeue(self, message: AbstractIncomingMessage) -> None:
+        """Give ``message`` back to its queue, untouched."""
+        await message.nack(requeue=True)
+        if self._acks is not None:
+            self._acks.drop(message)
 
     async def schedule(self, retry: Retry) -> None:
         """Straight to the work exchange when due, else into the delay queue for its delay.

@@ -15,6 +15,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+from workers.acks import RunAcker
 from workers.attempt import AttemptProcessor
 from workers.broker import connect, consuming_channel, publishing_channel
 from workers.children import ChildService
@@ -75,6 +76,8 @@ class Worker:
         self._connection: AbstractRobustConnection | None = None
         self._processor: AttemptProcessor | None = None
         self._running_attempts = RunningAttempts()
+        self._acks = RunAcker()
+        self._settler: Settler | None = None
         self._heartbeat: HeartbeatSender | None = None
         self.supervisor: Supervisor | None = None
         self._children: ChildService | None = None
@@ -86,9 +89,10 @@ class Worker:
         publishing = await publishing_channel(connection)
         names = await declare_core(publishing, self.settings)
         recorder = await EventRecorder.open(publishing, names)
-        settler = await Settler(publishing, names, self._clock).open()
+        settler = await Settler(publishing, names, self._clock, self._acks).open()
         work = await publishing.get_exchange(names.work, ensure=False)
         dispatcher = Dispatcher(recorder, work, self._clock)
+        self._settler = settler
         self._processor = AttemptProcessor(
             tasks=self.tasks,
             recorder=recorder,
@@ -141,6 +145,7 @@ class Worker:
         closes; an attempt must survive a reconnect, so it runs in our task, which
         only ``stop`` cancels.
         """
+        self._acks.delivered(message)
         handler = asyncio.create_task(self._handle(message))
         self._running.add(handler)
         handler.add_done_callback(self._running.discard)
@@ -154,6 +159,16 @@ class Worker:
             raise
         except Exception:
             log.exception("work.handler_failed", routing_key=message.routing_key)
+            await self._give_back(message)
+
+    async def _give_back(self, message: AbstractIncomingMessage) -> None:
+        """A delivery the handler failed on before settling it goes back to the queue
+        (its redelivery is checked against the log), so it cannot hold up the acks
+        of the deliveries after it."""
+        if not self._acks.unsettled(message) or self._settler is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._settler.requeue(message)
 
     async def stop(self, grace_s: float = 30.0) -> None:
         """Stop taking work; running attempts get ``grace_s`` to finish, then are recorded
