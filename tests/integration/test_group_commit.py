@@ -14,6 +14,7 @@ from workers.broker import connect, publishing_channel
 from workers.event_log import EventRecorder
 from workers.history import read_entries
 from workers.settings import Settings
+from workers.started_check import StartedLookup
 from workers.topology import declare_core
 
 pytestmark = pytest.mark.broker
@@ -78,3 +79,24 @@ async def test_concurrent_callers_share_messages_and_keep_their_events_together(
         (entry,) = [entry for entry in entries if entry.offset == offset]
         assert claim in entry.claims
     assert sum(len(entry.claims) for entry in entries) == len(claims)
+
+
+async def test_a_claim_is_found_on_the_log_and_a_lost_one_is_not(settings: Settings) -> None:
+    """What a worker asks after a lost confirm: did *my* claim reach the log?"""
+    connection = await connect(settings, "test")
+    try:
+        channel = await publishing_channel(connection)
+        names = await declare_core(channel, settings)
+        recorder = await EventRecorder.open(channel, names)
+        mine, other = uuid.uuid4().hex, uuid.uuid4().hex
+        await asyncio.gather(
+            recorder.record_once([start(mine)], claim="claim-mine"),
+            recorder.record([request(other)]),
+        )
+        lookup = StartedLookup(connection, names)
+        assert await lookup.was_recorded("claim-mine", None)
+        assert not await lookup.was_recorded("claim-never-published", None)
+        assert await lookup.was_started(mine, 1, None)
+        assert not await lookup.was_started(other, 1, None)
+    finally:
+        await connection.close()
