@@ -104,14 +104,14 @@ class Settler:
         headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempt, DUE_AT_HEADER: due_ms}
         if retry.requested_at_ms is not None:
             headers[REQUESTED_AT_HEADER] = retry.requested_at_ms
-        remaining = (retry.due_at - self._clock()).total_seconds()
+        if retry.delay_s > 0:
+            await self._ensure_delay_queue(round(retry.delay_s * 1000))
+        remaining = (retry.due_at - self._clock()).total_seconds()  # after the declare's round trip
         if retry.delay_s <= 0 or remaining <= 0.001:
             message = persistent_message(retry.body, headers=headers)
             await publish_until_confirmed(self._work, message, retry.target)
             return
-        delay_ms = round(retry.delay_s * 1000)
-        await self._ensure_delay_queue(delay_ms)
-        headers[DELAY_HEADER] = delay_ms
+        headers[DELAY_HEADER] = round(retry.delay_s * 1000)
         message = persistent_message(retry.body, headers=headers, expiration_s=remaining)
         await publish_until_confirmed(self._delay, message, retry.target)
 
