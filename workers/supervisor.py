@@ -42,11 +42,14 @@ from workers.topology import Names, dead_watch, declare_queue, supervisor, trigg
 
 log = get_logger(__name__)
 
-ENDED_MEMORY = 10_000
-"""Recently ended executions remembered, so a straggler event cannot revive one.
+ENDED_MEMORY = 2_000
+"""Recently ended executions remembered, so a duplicate request or start recorded just
+after the end cannot revive one. Later stragglers (a zombie's outcome, seconds on)
+need no memory: only a request or a start makes the supervisor watch an execution.
+A bigger memory only made a busy worker's memory climb (2 MB per 10,000)."""
 
-Stragglers (a zombie's late outcome) come seconds after the end, not 10,000
-executions later; a bigger memory only made a busy worker grow (2 MB per 10,000)."""
+BEGINNINGS = (ExecutionRequested, AttemptStarted)
+"""The events that can make the supervisor watch an execution it does not know."""
 
 
 class Supervisor:
@@ -153,6 +156,10 @@ class Supervisor:
             self.intake.note(event)
         if event.execution_id in self._ended:
             return
+        if event.execution_id not in self.projection.executions and not isinstance(
+            event, BEGINNINGS
+        ):
+            return  # a straggler of an execution ended and forgotten: nothing left to watch
         state = self.projection.apply(event)
         key = (event.execution_id, event.attempt)
         if isinstance(event, AttemptStarted):
