@@ -66,6 +66,18 @@ class CountingPool(ThreadPoolExecutor):
 
         return super().submit(counted)
 
+    def prestart(self, threads: int) -> None:
+        """Start ``threads`` threads now instead of during the first busy moments.
+
+        The pool would grow to them anyway under load; starting them up front
+        keeps thread creation out of the first burst's latency and makes the
+        worker's memory what it will stay (not a climb over its first thousands
+        of attempts that looks like a leak).
+        """
+        gate = threading.Barrier(threads, timeout=10)
+        for _ in range(threads):  # each waits for the others, so none is reused
+            super().submit(gate.wait)
+
 
 class ResultNotSerialisable(TypeError):
     """The function returned something that is not JSON."""

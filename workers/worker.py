@@ -85,6 +85,8 @@ class Worker:
 
     async def start(self) -> None:
         """Connect, declare what this worker needs, and start consuming."""
+        if not all(item.is_async for item in self.tasks.values()):
+            self._pool.prestart(self.settings.concurrency)
         self._connection = connection = await connect(self.settings, "worker")
         publishing = await publishing_channel(connection)
         names = await declare_core(publishing, self.settings)
