@@ -12,8 +12,7 @@ folding is idempotent and the first recorded outcome of an attempt wins.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from typing import assert_never
+from typing import Any, assert_never
 
 from contracts import (
     AttemptFailed,
@@ -27,7 +26,13 @@ from contracts import (
     RerunRequested,
     RetryScheduled,
 )
-from engine.state import AttemptState, ExecutionState, Status
+from engine.state import (
+    AttemptState,
+    ExecutionState,
+    Status,
+    with_attempt_changes,
+    with_state_changes,
+)
 
 PHASE_REQUESTED = 0
 PHASE_STARTED = 1
@@ -36,97 +41,108 @@ PHASE_RETRY = 3
 PHASE_TERMINAL = 4
 
 
+PHASES: dict[type[Event], int] = {
+    ExecutionRequested: PHASE_REQUESTED,
+    AttemptStarted: PHASE_STARTED,
+    ChildReused: PHASE_STARTED,
+    AttemptSucceeded: PHASE_ENDED,
+    AttemptFailed: PHASE_ENDED,
+    RetryScheduled: PHASE_RETRY,
+    ExecutionSucceeded: PHASE_TERMINAL,
+    ExecutionFailed: PHASE_TERMINAL,
+    RerunRequested: PHASE_TERMINAL,
+}
+"""Each event type's phase within its attempt (a table: the fold's hottest lookup)."""
+
+
 def progress_of(event: Event) -> tuple[int, int]:
-    """Where ``event`` sits in its execution's history."""
-    match event:
-        case ExecutionRequested():
-            return (0, PHASE_REQUESTED)
-        case AttemptStarted() | ChildReused():
-            return (event.attempt, PHASE_STARTED)
-        case AttemptSucceeded() | AttemptFailed():
-            return (event.attempt, PHASE_ENDED)
-        case RetryScheduled():
-            return (event.attempt, PHASE_RETRY)
-        case ExecutionSucceeded() | ExecutionFailed() | RerunRequested():
-            return (event.attempt, PHASE_TERMINAL)
-        case _:
-            assert_never(event)
+    """Where ``event`` sits in its execution's history; a request is always (0, 0)."""
+    phase = PHASES[type(event)]
+    return (0, phase) if phase == PHASE_REQUESTED else (event.attempt, phase)
 
 
 def evolve(state: ExecutionState, event: Event) -> ExecutionState:
     """The state after ``event``; unchanged when the event is old news.
 
     A rerun is noted on the original whatever its progress (it has usually ended).
+    Each event makes one copy of the state: ``_changes`` says what differs.
     """
     if isinstance(event, RerunRequested):
         if event.rerun_id in state.reruns:
             return state
-        return replace(state, reruns=(*state.reruns, event.rerun_id))
+        return with_state_changes(state, {"reruns": (*state.reruns, event.rerun_id)})
     progress = progress_of(event)
     if state.is_terminal or progress <= state.progress:
         return state
-    return replace(_apply(state, event), progress=progress)
+    changes = _changes(state, event)
+    changes["progress"] = progress
+    return with_state_changes(state, changes)
 
 
-def _apply(state: ExecutionState, event: Event) -> ExecutionState:
+Changes = dict[str, Any]
+"""Field name -> new value, for ``with_state_changes``."""
+
+
+def _changes(state: ExecutionState, event: Event) -> Changes:
     match event:
         case ExecutionRequested():
-            return _requested(state, event)
+            return _requested(event)
         case AttemptStarted():
             return _started(state, event)
         case AttemptSucceeded():
-            ended = event.at
-            return _with_attempt(
-                state, event.attempt, lambda a: replace(a, ended_at=ended, outcome="succeeded")
-            )
+            ended = {"ended_at": event.at, "outcome": "succeeded"}
+            return _with_attempt(state, event.attempt, lambda a: with_attempt_changes(a, ended))
         case AttemptFailed():
             return _with_attempt(state, event.attempt, lambda a: _attempt_failed(a, event))
         case RetryScheduled():
-            return replace(
-                state,
-                status=Status.RETRY_SCHEDULED,
-                next_attempt=event.next_attempt,
-                next_due_at=event.due_at,
-                next_delay_s=event.delay_s,
-            )
+            return {
+                "status": Status.RETRY_SCHEDULED,
+                "next_attempt": event.next_attempt,
+                "next_due_at": event.due_at,
+                "next_delay_s": event.delay_s,
+            }
         case ExecutionSucceeded():
-            return replace(state, status=Status.SUCCEEDED, result=event.result, ended_at=event.at)
+            return {"status": Status.SUCCEEDED, "result": event.result, "ended_at": event.at}
         case ExecutionFailed():
-            return replace(
-                state, status=Status.FAILED, error=event.error, cause=event.cause, ended_at=event.at
-            )
+            return {
+                "status": Status.FAILED,
+                "error": event.error,
+                "cause": event.cause,
+                "ended_at": event.at,
+            }
         case ChildReused() | RerunRequested():
-            return state
+            return {}
         case _:
             assert_never(event)
 
 
-def _requested(state: ExecutionState, event: ExecutionRequested) -> ExecutionState:
-    return replace(
-        state,
-        status=Status.PENDING,
-        target=event.target,
-        args=event.args,
-        kwargs=event.kwargs,
-        parent_id=event.parent_id,
-        idempotency_key=event.idempotency_key,
-        rerun_of=event.rerun_of,
-        requested_at=event.at,
-    )
+def _requested(event: ExecutionRequested) -> Changes:
+    return {
+        "status": Status.PENDING,
+        "target": event.target,
+        "args": event.args,
+        "kwargs": event.kwargs,
+        "parent_id": event.parent_id,
+        "idempotency_key": event.idempotency_key,
+        "rerun_of": event.rerun_of,
+        "requested_at": event.at,
+    }
 
 
 def _attempt_failed(attempt: AttemptState, event: AttemptFailed) -> AttemptState:
-    return replace(
+    return with_attempt_changes(
         attempt,
-        ended_at=event.at,
-        outcome="failed",
-        cause=event.cause,
-        error=event.error,
-        worker=attempt.worker or event.worker,
+        {
+            "ended_at": event.at,
+            "outcome": "failed",
+            "cause": event.cause,
+            "error": event.error,
+            "worker": attempt.worker or event.worker,
+        },
     )
 
 
-def _started(state: ExecutionState, event: AttemptStarted) -> ExecutionState:
+def _started(state: ExecutionState, event: AttemptStarted) -> Changes:
     attempt = AttemptState(
         number=event.attempt,
         worker=event.worker,
@@ -134,22 +150,21 @@ def _started(state: ExecutionState, event: AttemptStarted) -> ExecutionState:
         delay_before_s=state.next_delay_s,
         due_at=state.next_due_at,
     )
-    return replace(
-        state,
-        status=Status.RUNNING,
-        policy=event.policy,
-        next_attempt=event.attempt,
-        next_due_at=None,
-        next_delay_s=None,
-        attempts=(*state.attempts, attempt),
-    )
+    return {
+        "status": Status.RUNNING,
+        "policy": event.policy,
+        "next_attempt": event.attempt,
+        "next_due_at": None,
+        "next_delay_s": None,
+        "attempts": (*state.attempts, attempt),
+    }
 
 
 def _with_attempt(
     state: ExecutionState, number: int, update: Callable[[AttemptState], AttemptState]
-) -> ExecutionState:
+) -> Changes:
     """Update attempt ``number``, creating it if the log began after it started."""
     attempts = state.attempts
     if attempts and attempts[-1].number == number:
-        return replace(state, attempts=(*attempts[:-1], update(attempts[-1])))
-    return replace(state, attempts=(*attempts, update(AttemptState(number=number))))
+        return {"attempts": (*attempts[:-1], update(attempts[-1]))}
+    return {"attempts": (*attempts, update(AttemptState(number=number)))}

@@ -5,9 +5,11 @@ Immutable values, so a projection can be compared with a fresh fold (SPEC 7.5).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from contracts import ErrorInfo, FailureCause, Json, RetryPolicy
 
@@ -76,8 +78,8 @@ class ExecutionState:
 
 
 def initial(execution_id: str) -> ExecutionState:
-    """Nothing known yet about ``execution_id``."""
-    return ExecutionState(execution_id=execution_id)
+    """Nothing known yet about ``execution_id`` (a copy of a blank: cheaper than ``__init__``)."""
+    return with_state_changes(_BLANK, {"execution_id": execution_id, "kwargs": {}})
 
 
 def awaiting_attempt(execution_id: str, target: str, attempt: int) -> ExecutionState:
@@ -94,3 +96,33 @@ def awaiting_attempt(execution_id: str, target: str, attempt: int) -> ExecutionS
         next_attempt=attempt,
         progress=(attempt - 1, 3) if attempt > 1 else (0, 0),
     )
+
+
+S = TypeVar("S", ExecutionState, AttemptState)
+
+
+def _copier(cls: type[S]) -> Callable[[S, Mapping[str, Any]], S]:
+    """``dataclasses.replace`` for ``cls`` at a third of its cost.
+
+    The fold makes one copy per event, and ``replace`` (introspection, keyword
+    ``__init__``, a frozen ``object.__setattr__`` per field) was two thirds of
+    its time. Like ``dataclasses`` itself, this generates the code once per
+    class: a straight line that sets each slot directly to the changed value or
+    the old one. Unknown names in ``changes`` are ignored, so the fold's tests
+    are what keep them right.
+    """
+    names = [item.name for item in fields(cls)]
+    scope: dict[str, Any] = {"new_object": object.__new__, "cls": cls}
+    lines = ["def copy(value, changes):", "    new = new_object(cls)", "    get = changes.get"]
+    for position, name in enumerate(names):
+        scope[f"set_{position}"] = getattr(cls, name).__set__
+        lines.append(f"    set_{position}(new, get({name!r}, value.{name}))")
+    lines.append("    return new")
+    exec("\n".join(lines), scope)  # our own field names only: no input reaches it
+    copy: Callable[[S, Mapping[str, Any]], S] = scope["copy"]
+    return copy
+
+
+with_state_changes = _copier(ExecutionState)
+with_attempt_changes = _copier(AttemptState)
+_BLANK = ExecutionState(execution_id="")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,7 @@ from engine import (
     project,
     run,
 )
+from engine.evolve import PHASES
 from tests.unit.builders import (
     BOOM,
     EXECUTION,
@@ -296,3 +298,13 @@ def test_decider_histories_fold_to_a_consistent_state(history: list[Event]) -> N
     assert [a.number for a in actual.attempts] == list(range(1, len(actual.attempts) + 1))
     if actual.is_terminal:
         assert all(a.outcome is not None for a in actual.attempts)
+
+
+def test_every_event_type_has_a_phase_in_the_fold() -> None:
+    """``progress_of`` looks types up in a table: a new event type must be added to it."""
+    (union, *_) = get_args(Event)
+    assert set(PHASES) == set(get_args(union))
+
+
+def test_copies_of_states_do_not_share_their_kwargs() -> None:
+    assert initial("a").kwargs is not initial("b").kwargs
