@@ -69,13 +69,21 @@ async def _drain(channel: AbstractChannel, queue: AbstractQueue, count: int) -> 
 
 
 async def ttl_lateness(
-    url: str, wait_queue: str, arrived_queue: str, dlx: str, count: int, ttl_s: float
+    url: str,
+    wait_queue: str,
+    arrived_queue: str,
+    dlx: str,
+    count: int,
+    ttl_s: float,
+    *,
+    quorum_arrival: bool = False,
 ) -> list[float]:
     """Seconds late, per message, that a TTL dead-letter arrives after ``publish + ttl_s``.
 
     ``count`` persistent messages are published at once with ``expiration=ttl_s``
     (aio-pika takes seconds) into a classic queue with no consumers whose
     dead-letter exchange routes to a consumed queue: Ricochet's delay mechanism, bare.
+    ``quorum_arrival`` makes that queue a quorum queue, as Ricochet's work queues are.
     """
     connection = await aio_pika.connect(url)
     late: list[float] = []
@@ -92,7 +100,8 @@ async def ttl_lateness(
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=300)
         exchange = await channel.declare_exchange(dlx, aio_pika.ExchangeType.FANOUT, durable=True)
-        arrived_q = await channel.declare_queue(arrived_queue, durable=True)
+        arrival: dict[str, Any] = {"x-queue-type": "quorum"} if quorum_arrival else {}
+        arrived_q = await channel.declare_queue(arrived_queue, durable=True, arguments=arrival)
         await arrived_q.bind(exchange, routing_key="")
         arguments: dict[str, Any] = {"x-dead-letter-exchange": dlx}
         await channel.declare_queue(wait_queue, durable=True, arguments=arguments)

@@ -112,6 +112,14 @@ class WorkerProcess:
             await asyncio.sleep(0.01)
         raise RuntimeError(f"worker did not start; its log:\n{self.tail()}")
 
+    def rss_mib(self) -> float:
+        """The worker's resident memory now, from /proc."""
+        assert self._process is not None, "spawn() first"
+        for line in Path(f"/proc/{self._process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def _read_log(self) -> str:
         path = Path(self.log_path)
         return path.read_text(errors="replace") if path.exists() else ""

@@ -33,6 +33,7 @@ class Tally:
         self.first_start: datetime | None = None
         self.end_times: list[datetime] = []
         self.done = asyncio.Event()
+        self._progress = asyncio.Event()
         self.done_at = 0.0
         self._queue: AbstractQueue | None = None
         self._tag: str | None = None
@@ -72,9 +73,16 @@ class Tally:
                 self.ended.add(str(event.get("execution_id")))
                 self.end_times.append(datetime.fromisoformat(at))
                 self.failed += kind == FAILED
+        self._progress.set()
         if len(self.ended) >= self.expected and not self.done.is_set():
             self.done_at = time.perf_counter()
             self.done.set()
+
+    async def until_ended(self, count: int) -> None:
+        """Until at least ``count`` executions have ended."""
+        while len(self.ended) < count:
+            self._progress.clear()
+            await self._progress.wait()
 
     def overall_per_s(self) -> float:
         """Executions / (last ending - first attempt start), by the events' own times."""

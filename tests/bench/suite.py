@@ -1,0 +1,167 @@
+"""The benchmark suite: Ricochet beside Celery and Dramatiq, on one broker, in one run.
+
+    .venv/bin/pip install -e '.[dev,bench]'       # once: the peers
+    .venv/bin/python -m tests.bench.suite [--runs 3] [--quick] [--only ricochet]
+
+Workloads (issue 6): (a) 20,000 no-ops drained by one worker process; (b) by two;
+(c) 200 retries due 2 s after failing, lateness; (d) 100 retries due in 10 s,
+then 100 due in 1 s, lateness of the 1 s group; (e) Ricochet's fold and replay
+rates; (f) worker memory after 1,000 and after 100,000 executions. Ceilings:
+plain aio-pika confirmed publish and consume, and TTL dead-letter lateness.
+
+Each figure is the median of ``--runs`` runs; the table goes to stdout,
+progress to stderr. See ``tests/bench/README.md`` for how each peer is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+from tests.bench.bench_core import server_version
+from tests.bench.bench_projector import fold_rates
+from tests.bench.raw import publish_then_consume, ttl_lateness
+from tests.bench.ricochet_system import RicochetSystem
+from tests.bench.support import delete_objects, masked, new_namespace, percentile
+from tests.bench.systems import System
+from workers.settings import Settings
+
+RICOCHET = "Ricochet"
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    executions: int = 20_000
+    retries: int = 200
+    mixed: int = 100
+    memory_small: int = 1_000
+    memory_large: int = 100_000
+    fold_executions: int = 50_000
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(2_000, 50, 20, 500, 5_000, 10_000)
+
+
+Figures = dict[str, dict[str, float]]
+"""metric -> system -> value, for one run."""
+
+
+def progress(text: str) -> None:
+    print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def peers(url: str, only: set[str]) -> list[System]:
+    systems: list[System] = [RicochetSystem()]
+    try:
+        from tests.bench.peers.run import CeleryPeer, DramatiqPeer
+    except ImportError as err:  # the bench extra is missing
+        raise SystemExit(f"install the peers first: pip install -e '.[dev,bench]' ({err})") from err
+    systems += [CeleryPeer(url), DramatiqPeer(url)]
+    return [system for system in systems if not only or system.name.lower() in only]
+
+
+def lateness(into: Figures, metric: str, system: str, seconds: list[float]) -> None:
+    for q, label in ((50, "p50"), (99, "p99"), (100, "max")):
+        into[f"{metric} {label} ms"][system] = percentile(seconds, q) * 1000
+
+
+async def run_system(system: System, sizes: Sizes, into: Figures) -> None:
+    name = system.name
+    progress(f"{name}: (a) {sizes.executions} no-ops, one worker")
+    into["(a) drain, 1 worker, exec/s"][name] = await system.drain(sizes.executions, 1)
+    if isinstance(system, RicochetSystem):
+        into["(e) replay of (a)'s log from the broker, events/s"][name] = system.replay_per_s
+    progress(f"{name}: (b) {sizes.executions} no-ops, two workers")
+    into["(b) drain, 2 workers, exec/s"][name] = await system.drain(sizes.executions, 2)
+    progress(f"{name}: (c) {sizes.retries} retries due 2 s after failing")
+    lateness(into, "(c) retry 2 s", name, await system.retry_lateness(sizes.retries, 2.0))
+    progress(f"{name}: (d) {sizes.mixed} retries in 10 s, then {sizes.mixed} in 1 s")
+    late = await system.mixed_lateness(sizes.mixed, 10.0, 1.0)
+    lateness(into, "(d) 1 s group after 10 s", name, late)
+    progress(f"{name}: (f) memory after {sizes.memory_small} and {sizes.memory_large}")
+    memory = await system.memory(sizes.memory_small, sizes.memory_large)
+    into[f"(f) worker RSS after {sizes.memory_small:,}, MiB"][name] = memory.after_small_mib
+    into[f"(f) worker RSS after {sizes.memory_large:,}, MiB"][name] = memory.after_large_mib
+    into["(f) growth, MiB"][name] = memory.growth_mib
+
+
+async def run_raw(url: str, sizes: Sizes, into: Figures) -> None:
+    """The broker's own ceilings, in queues of a fresh namespace."""
+    ns = new_namespace()
+    progress(f"raw aio-pika: {sizes.executions} confirmed publishes, then consume")
+    rates = await publish_then_consume(url, f"{ns}.raw", sizes.executions, 300)
+    into["raw: confirmed publish, msg/s"][RICOCHET] = rates.publish_per_s
+    into["raw: consume, msg/s"][RICOCHET] = rates.consume_per_s
+    queues = [f"{ns}.wait", f"{ns}.arrived", f"{ns}.raw"]
+    try:
+        for count, label in ((1, "1 message"), (sizes.retries, f"{sizes.retries} at once")):
+            for quorum in (False, True):
+                kind = "quorum" if quorum else "classic"
+                progress(f"raw TTL lateness, {label}, into a {kind} queue")
+                seconds = await ttl_lateness(
+                    url, queues[0], queues[1], f"{ns}.dlx", count, 2.0, quorum_arrival=quorum
+                )
+                await delete_objects(url, queues[:2], [])
+                lateness(into, f"raw: TTL {label} -> {kind}", RICOCHET, seconds)
+    finally:
+        await delete_objects(url, queues, [f"{ns}.dlx"])
+
+
+def run_fold(sizes: Sizes, into: Figures) -> None:
+    progress(f"(e) fold of {sizes.fold_executions * 4:,} events in-process")
+    folded, decoded = fold_rates(sizes.fold_executions)
+    into["(e) fold, decoded events/s"][RICOCHET] = folded
+    into["(e) decode + fold from JSON, events/s"][RICOCHET] = decoded
+
+
+async def one_run(url: str, systems: list[System], sizes: Sizes) -> Figures:
+    figures: Figures = defaultdict(dict)
+    await run_raw(url, sizes, figures)
+    run_fold(sizes, figures)
+    for system in systems:
+        await run_system(system, sizes, figures)
+    return figures
+
+
+def medians(runs: list[Figures]) -> Figures:
+    merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for figures in runs:
+        for metric, values in figures.items():
+            for system, value in values.items():
+                merged[metric][system].append(value)
+    return {m: {s: statistics.median(v) for s, v in by.items()} for m, by in merged.items()}
+
+
+async def main(runs: int, sizes: Sizes, only: set[str]) -> None:
+    url = Settings.from_env().amqp_url
+    systems = peers(url, only)
+    version = await server_version(url)
+    collected = []
+    for number in range(1, runs + 1):
+        progress(f"run {number} of {runs}")
+        collected.append(await one_run(url, systems, sizes))
+    from tests.bench.table import render
+
+    print(render(medians(collected), [s.name for s in systems], version, masked(url), runs))
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.suite", description=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="runs; figures are medians")
+    parser.add_argument("--quick", action="store_true", help="small sizes, to try it out")
+    parser.add_argument(
+        "--only", action="append", default=[], help="ricochet, celery or dramatiq (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    asyncio.run(main(args.runs, sizes, {name.lower() for name in args.only}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
