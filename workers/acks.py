@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from aio_pika.abc import AbstractIncomingMessage
 
 from workers.broker import TRANSIENT
+from workers.end_of_turn import EndOfTurn
 from workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -42,8 +43,11 @@ class RunAcker:
     """Batches acks of messages registered with ``delivered``; see the module docstring."""
 
     _runs: dict[int, tuple[object, _ChannelRun]] = field(default_factory=dict)
-    _flush_planned: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _flush: EndOfTurn = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._flush = EndOfTurn(self._ack_settled_runs)
 
     def delivered(self, message: AbstractIncomingMessage) -> None:
         """Note a delivery (in the consumer callback, so in tag order)."""
@@ -67,14 +71,14 @@ class RunAcker:
     def ack(self, message: AbstractIncomingMessage) -> None:
         """Ack ``message`` with the next run it completes."""
         self._run(message).pending[_tag(message)] = message
-        self._plan_flush()
+        self._flush.plan()
 
     def drop(self, message: AbstractIncomingMessage) -> None:
         """``message`` was settled another way (nack): stop waiting for it."""
         run = self._run(message)
         if _tag(message) in run.pending:
             run.dropped.add(_tag(message))
-            self._plan_flush()
+            self._flush.plan()
 
     def _run(self, message: AbstractIncomingMessage) -> _ChannelRun:
         channel = message.channel
@@ -84,13 +88,7 @@ class RunAcker:
             self._runs[id(channel)] = known
         return known[1]
 
-    def _plan_flush(self) -> None:
-        if not self._flush_planned:
-            self._flush_planned = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_planned = False
+    def _ack_settled_runs(self) -> None:
         for key, (channel, run) in list(self._runs.items()):
             if getattr(channel, "is_closed", False):
                 del self._runs[key]

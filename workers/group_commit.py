@@ -26,6 +26,7 @@ from aio_pika.abc import AbstractExchange
 
 from contracts import Event, encode_batch
 from workers.broker import RETRY_PAUSE_S, TRANSIENT, closed_for_good, persistent_message, publish
+from workers.end_of_turn import EndOfTurn
 from workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -62,8 +63,11 @@ class GroupCommitter:
     max_events: int = MAX_EVENTS
     _waiting: list[_Waiting] = field(default_factory=list)
     _in_flight: int = 0
-    _flush_planned: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _flush: EndOfTurn = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._flush = EndOfTurn(self._publish_waiting)
 
     async def commit(self, events: Sequence[Event], claim: str | None = None) -> None:
         """Return once ``events`` are confirmed on the log.
@@ -76,17 +80,11 @@ class GroupCommitter:
             return
         done = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(events, claim, done))
-        self._plan_flush()
+        self._flush.plan()
         await done
 
-    def _plan_flush(self) -> None:
-        """Flush at the end of this turn of the loop, so callers woken together share it."""
-        if not self._flush_planned:
-            self._flush_planned = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_planned = False
+    def _publish_waiting(self) -> None:
+        """At the end of a turn of the loop, so callers woken together share a message."""
         while self._waiting and self._in_flight < self.max_in_flight:
             group = self._take_group()
             self._in_flight += 1
@@ -112,7 +110,7 @@ class GroupCommitter:
         finally:
             self._in_flight -= 1
             if self._waiting:
-                self._plan_flush()
+                self._flush.plan()
 
     async def _send(self, group: list[_Waiting]) -> None:
         claims = [waiting.claim for waiting in group if waiting.claim is not None]
@@ -150,7 +148,7 @@ class GroupCommitter:
 
     def _requeue(self, again: list[_Waiting]) -> None:
         self._waiting[:0] = [waiting for waiting in again if not waiting.done.done()]
-        self._plan_flush()
+        self._flush.plan()
 
 
 def _settle(group: list[_Waiting], err: BaseException | None) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
-from contracts import AT_MOST_ONCE, AttemptStarted, Event, ExecutionRequested, event_id
+from contracts import AttemptStarted, Event, ExecutionRequested
+from tests.unit.builders import requested, started
 from workers.broker import connect, publishing_channel
 from workers.event_log import EventRecorder
 from workers.history import read_entries
@@ -19,28 +19,13 @@ from workers.topology import declare_core
 
 pytestmark = pytest.mark.broker
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
 
 def request(execution_id: str) -> ExecutionRequested:
-    return ExecutionRequested(
-        event_id=event_id(execution_id, 0, "requested"),
-        execution_id=execution_id,
-        attempt=0,
-        target="t",
-        at=NOW,
-    )
+    return requested(0, execution_id)
 
 
 def start(execution_id: str) -> AttemptStarted:
-    return AttemptStarted(
-        event_id=event_id(execution_id, 1, "started"),
-        execution_id=execution_id,
-        attempt=1,
-        worker="w",
-        policy=AT_MOST_ONCE,
-        at=NOW,
-    )
+    return started(1, 1, execution_id=execution_id)
 
 
 async def test_concurrent_callers_share_messages_and_keep_their_events_together(

@@ -8,7 +8,6 @@ made to do on cue: fail one publish and not the next.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any, cast
 
 import aio_pika
@@ -16,21 +15,13 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractExchange
 
-from contracts import AT_MOST_ONCE, AttemptStarted, event_id
+from contracts import AttemptStarted
+from tests.unit import builders
 from workers.group_commit import CLAIMS_HEADER, GroupCommitter
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def started(execution_id: str) -> AttemptStarted:
-    return AttemptStarted(
-        event_id=event_id(execution_id, 1, "started"),
-        execution_id=execution_id,
-        attempt=1,
-        worker="w",
-        policy=AT_MOST_ONCE,
-        at=NOW,
-    )
+    return builders.started(1, 1, execution_id=execution_id)
 
 
 class FlakyExchange:
