@@ -63,7 +63,9 @@ def fold_rates(executions: int) -> tuple[float, float]:
 
 
 async def fill_log(settings: Settings, executions: int) -> int:
-    """Publish the histories, two events a stream message, as the worker writes them."""
+    """Publish the histories, two events a stream message: the smallest messages a worker
+    writes (one attempt at a time; under load group commit puts dozens in one), so the
+    replay figure here is the worst case."""
     connection = await aio_pika.connect(settings.amqp_url)
     channel = await connection.channel(publisher_confirms=True)
     exchange = await channel.get_exchange(Names(settings.namespace).events)

@@ -21,6 +21,9 @@ import statistics
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
 
 from tests.bench.bench_core import server_version
 from tests.bench.bench_projector import fold_rates
@@ -28,6 +31,7 @@ from tests.bench.raw import publish_then_consume, ttl_lateness
 from tests.bench.ricochet_system import RicochetSystem
 from tests.bench.support import delete_objects, masked, new_namespace, percentile
 from tests.bench.systems import System
+from tests.bench.table import render
 from workers.settings import Settings
 
 RICOCHET = "Ricochet"
@@ -71,23 +75,46 @@ def lateness(into: Figures, metric: str, system: str, seconds: list[float]) -> N
 
 
 async def run_system(system: System, sizes: Sizes, into: Figures) -> None:
-    name = system.name
-    progress(f"{name}: (a) {sizes.executions} no-ops, one worker")
-    into["(a) drain, 1 worker, exec/s"][name] = await system.drain(sizes.executions, 1)
+    """Every workload of one system; one that fails is reported and left out (n/a)."""
+    for workload in (drain_one, drain_two, retry_2s, mixed_delays, memory):
+        try:
+            await workload(system, sizes, into)
+        except Exception as err:
+            progress(f"{system.name}: {workload.__name__} FAILED: {type(err).__name__}: {err}")
+
+
+async def drain_one(system: System, sizes: Sizes, into: Figures) -> None:
+    progress(f"{system.name}: (a) {sizes.executions} no-ops, one worker")
+    into["(a) drain, 1 worker, exec/s"][system.name] = await system.drain(sizes.executions, 1)
     if isinstance(system, RicochetSystem):
-        into["(e) replay of (a)'s log from the broker, events/s"][name] = system.replay_per_s
-    progress(f"{name}: (b) {sizes.executions} no-ops, two workers")
-    into["(b) drain, 2 workers, exec/s"][name] = await system.drain(sizes.executions, 2)
-    progress(f"{name}: (c) {sizes.retries} retries due 2 s after failing")
-    lateness(into, "(c) retry 2 s", name, await system.retry_lateness(sizes.retries, 2.0))
-    progress(f"{name}: (d) {sizes.mixed} retries in 10 s, then {sizes.mixed} in 1 s")
+        replay = "(e) replay of (a)'s log from the broker, events/s"
+        into[replay][system.name] = system.replay_per_s
+
+
+async def drain_two(system: System, sizes: Sizes, into: Figures) -> None:
+    progress(f"{system.name}: (b) {sizes.executions} no-ops, two workers")
+    into["(b) drain, 2 workers, exec/s"][system.name] = await system.drain(sizes.executions, 2)
+
+
+async def retry_2s(system: System, sizes: Sizes, into: Figures) -> None:
+    progress(f"{system.name}: (c) {sizes.retries} retries due 2 s after failing")
+    late = await system.retry_lateness(sizes.retries, 2.0)
+    lateness(into, "(c) retry 2 s", system.name, late)
+
+
+async def mixed_delays(system: System, sizes: Sizes, into: Figures) -> None:
+    progress(f"{system.name}: (d) {sizes.mixed} retries in 10 s, then {sizes.mixed} in 1 s")
     late = await system.mixed_lateness(sizes.mixed, 10.0, 1.0)
-    lateness(into, "(d) 1 s group after 10 s", name, late)
-    progress(f"{name}: (f) memory after {sizes.memory_small} and {sizes.memory_large}")
-    memory = await system.memory(sizes.memory_small, sizes.memory_large)
-    into[f"(f) worker RSS after {sizes.memory_small:,}, MiB"][name] = memory.after_small_mib
-    into[f"(f) worker RSS after {sizes.memory_large:,}, MiB"][name] = memory.after_large_mib
-    into["(f) growth, MiB"][name] = memory.growth_mib
+    lateness(into, "(d) 1 s group after 10 s", system.name, late)
+
+
+async def memory(system: System, sizes: Sizes, into: Figures) -> None:
+    small, large = sizes.memory_small, sizes.memory_large
+    progress(f"{system.name}: (f) memory after {small} and {large}")
+    measured = await system.memory(small, large)
+    into[f"(f) worker RSS after {small:,}, MiB"][system.name] = measured.after_small_mib
+    into[f"(f) worker RSS after {large:,}, MiB"][system.name] = measured.after_large_mib
+    into["(f) growth, MiB"][system.name] = measured.growth_mib
 
 
 async def run_raw(url: str, sizes: Sizes, into: Figures) -> None:
@@ -137,17 +164,21 @@ def medians(runs: list[Figures]) -> Figures:
     return {m: {s: statistics.median(v) for s, v in by.items()} for m, by in merged.items()}
 
 
-async def main(runs: int, sizes: Sizes, only: set[str]) -> None:
+async def main(runs: int, sizes: Sizes, only: set[str], save: Path | None) -> None:
     url = Settings.from_env().amqp_url
     systems = peers(url, only)
     version = await server_version(url)
-    collected = []
+    collected: list[Figures] = []
     for number in range(1, runs + 1):
         progress(f"run {number} of {runs}")
         collected.append(await one_run(url, systems, sizes))
-    from tests.bench.table import render
-
+        if save is not None:  # after every run: a later failure loses nothing
+            _save(save, collected)
     print(render(medians(collected), [s.name for s in systems], version, masked(url), runs))
+
+
+def _save(path: Path, runs: list[Figures]) -> None:
+    path.write_bytes(orjson.dumps(runs, option=orjson.OPT_INDENT_2))
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -157,9 +188,10 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", default=[], help="ricochet, celery or dramatiq (repeatable)"
     )
+    parser.add_argument("--save", type=Path, help="write every run's figures here (JSON)")
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
-    asyncio.run(main(args.runs, sizes, {name.lower() for name in args.only}))
+    asyncio.run(main(args.runs, sizes, {name.lower() for name in args.only}, args.save))
     return 0
 
 

@@ -71,7 +71,8 @@ class Peer(ABC):
             await asyncio.to_thread(self.send_fail_once, run.queue, count, slow_s, "slow")
             await run.wait_for("failed", count, timeout=120)
             await asyncio.to_thread(self.send_fail_once, run.queue, count, fast_s, "fast")
-            marks = await run.wait_for("slow", count, timeout=slow_s + 120)
+            await run.wait_for("slow", count, timeout=slow_s + 120)
+            marks = await run.wait_for("fast", count, timeout=slow_s + 120)
         return marks.values("fast")
 
     async def memory(self, small: int, large: int) -> Memory:
