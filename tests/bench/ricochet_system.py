@@ -59,7 +59,8 @@ class RicochetSystem:
         """Replay rate of the log the last ``drain`` wrote, read back from the broker."""
 
     @asynccontextmanager
-    async def _run(self) -> AsyncIterator[_Run]:
+    async def fresh(self) -> AsyncIterator[_Run]:
+        """A fresh namespace with its work queue bound; workers spawned in it stop at the end."""
         settings = settings_for(new_namespace())
         connection = await connect(settings, "bench")
         run = _Run(settings, connection, Names(settings.namespace))
@@ -77,7 +78,7 @@ class RicochetSystem:
             await delete_namespace(settings.amqp_url, settings.namespace, DELAYS_MS)
 
     async def drain(self, executions: int, workers: int) -> float:
-        async with self._run() as run:
+        async with self.fresh() as run:
             await submit_all(run.settings, NOOP, executions)
             tally = Tally(executions)
             await tally.follow(run.connection, run.names)
@@ -90,7 +91,7 @@ class RicochetSystem:
             return tally.overall_per_s()
 
     async def retry_lateness(self, count: int, delay_s: float) -> list[float]:
-        async with self._run() as run:
+        async with self.fresh() as run:
             await run.spawn(1, self.concurrency)
             async with Client(run.settings, source="bench") as client:
                 handles = await asyncio.gather(
@@ -100,7 +101,7 @@ class RicochetSystem:
             return (await lateness_by_target(run))[FAIL_ONCE[delay_s]]
 
     async def mixed_lateness(self, count: int, slow_s: float, fast_s: float) -> list[float]:
-        async with self._run() as run:
+        async with self.fresh() as run:
             await run.spawn(1, self.concurrency)
             async with Client(run.settings, source="bench") as client:
                 slow = [await client.submit(FAIL_ONCE[slow_s]) for _ in range(count)]
@@ -110,7 +111,7 @@ class RicochetSystem:
             return (await lateness_by_target(run))[FAIL_ONCE[fast_s]]
 
     async def memory(self, small: int, large: int) -> Memory:
-        async with self._run() as run:
+        async with self.fresh() as run:
             (worker,) = await run.spawn(1, self.concurrency)
             tally = Tally(large)
             await tally.follow(run.connection, run.names)

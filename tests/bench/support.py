@@ -112,6 +112,11 @@ class WorkerProcess:
             await asyncio.sleep(0.01)
         raise RuntimeError(f"worker did not start; its log:\n{self.tail()}")
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "spawn() first"
+        return self._process.pid
+
     def rss_mib(self) -> float:
         """The worker's resident memory now, from /proc."""
         assert self._process is not None, "spawn() first"
