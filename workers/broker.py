@@ -71,6 +71,12 @@ def persistent_message(
 PUBLISH_TIMEOUT_S = 15.0
 RETRY_PAUSE_S = (0.05, 0.2, 0.5, 1.0, 2.0)
 
+
+def retry_pause(tries: int) -> float:
+    """Seconds to wait before try ``tries + 1`` of a publish (0-based ``tries`` so far)."""
+    return RETRY_PAUSE_S[min(tries, len(RETRY_PAUSE_S) - 1)]
+
+
 TRANSIENT = (
     aiormq.exceptions.AMQPConnectionError,
     aiormq.exceptions.ChannelInvalidStateError,
@@ -118,7 +124,6 @@ async def publish_until_confirmed(
         except TRANSIENT as err:
             if closed_for_good(exchange):
                 raise
-            pause = RETRY_PAUSE_S[min(tries, len(RETRY_PAUSE_S) - 1)]
             log.warning("publish.retrying", routing_key=routing_key, error=repr(err), tries=tries)
-            await asyncio.sleep(pause)
+            await asyncio.sleep(retry_pause(tries))
             message.message_id = uuid.uuid4().hex

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from aio_pika.abc import AbstractExchange
 
 from contracts import Event, encode_batch
-from workers.broker import RETRY_PAUSE_S, TRANSIENT, closed_for_good, persistent_message, publish
+from workers.broker import TRANSIENT, closed_for_good, persistent_message, publish, retry_pause
 from workers.end_of_turn import EndOfTurn
 from workers.logs import get_logger
 
@@ -139,11 +139,13 @@ class GroupCommitter:
             _settle(group, err)
             return
         _settle([waiting for waiting in group if waiting.claim is not None], err)
+        if not again:
+            return
         events = sum(len(waiting.events) for waiting in again)
         log.warning("events.publish_retrying", events=events, error=repr(err))
+        pause = retry_pause(again[0].tries)
         for waiting in again:
             waiting.tries += 1
-        pause = RETRY_PAUSE_S[min(again[0].tries - 1, len(RETRY_PAUSE_S) - 1)] if again else 0
         asyncio.get_running_loop().call_later(pause, self._requeue, again)
 
     def _requeue(self, again: list[_Waiting]) -> None:

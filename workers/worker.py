@@ -118,13 +118,17 @@ class Worker:
             self.settings, connection, recorder, settler, dispatcher, self._clock
         )
         await self.supervisor.start()
-        consuming = await consuming_channel(self._connection, self.settings.work_prefetch)
+        await self._consume(connection, names)
+        log.info("worker.started", queues=self.queues, targets=sorted(self.tasks))
+
+    async def _consume(self, connection: AbstractRobustConnection, names: Names) -> None:
+        """Declare and bind this worker's work queues, and consume them: the last step."""
+        consuming = await consuming_channel(connection, self.settings.work_prefetch)
         for queue_name, targets in self._targets_by_queue().items():
             queue = await declare_queue(consuming, work_queue(names, self.settings, queue_name))
             await self._bind(queue, names, targets)
             tag = await queue.consume(self._on_message, no_ack=False)
             self._consumers.append((queue, tag))
-        log.info("worker.started", queues=self.queues, targets=sorted(self.tasks))
 
     def _targets_by_queue(self) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = defaultdict(list)
