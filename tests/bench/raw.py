@@ -99,12 +99,7 @@ async def ttl_lateness(
     try:
         channel = await connection.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=300)
-        exchange = await channel.declare_exchange(dlx, aio_pika.ExchangeType.FANOUT, durable=True)
-        arrival: dict[str, Any] = {"x-queue-type": "quorum"} if quorum_arrival else {}
-        arrived_q = await channel.declare_queue(arrived_queue, durable=True, arguments=arrival)
-        await arrived_q.bind(exchange, routing_key="")
-        arguments: dict[str, Any] = {"x-dead-letter-exchange": dlx}
-        await channel.declare_queue(wait_queue, durable=True, arguments=arguments)
+        arrived_q = await _declare_ttl_path(channel, wait_queue, arrived_queue, dlx, quorum_arrival)
         tag = await arrived_q.consume(on_message, no_ack=False)
 
         async def one() -> None:
@@ -124,3 +119,16 @@ async def ttl_lateness(
     finally:
         await connection.close()
     return late
+
+
+async def _declare_ttl_path(
+    channel: AbstractChannel, wait_queue: str, arrived_queue: str, dlx: str, quorum: bool
+) -> AbstractQueue:
+    """A consumer-less queue dead-lettering through ``dlx`` into the arrival queue (returned)."""
+    exchange = await channel.declare_exchange(dlx, aio_pika.ExchangeType.FANOUT, durable=True)
+    arrival: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
+    arrived = await channel.declare_queue(arrived_queue, durable=True, arguments=arrival)
+    await arrived.bind(exchange, routing_key="")
+    arguments: dict[str, Any] = {"x-dead-letter-exchange": dlx}
+    await channel.declare_queue(wait_queue, durable=True, arguments=arguments)
+    return arrived

@@ -77,7 +77,11 @@ def reference_evolve(state: ExecutionState, event: Event) -> ExecutionState:
     progress = reference_progress(event)
     if state.status in (Status.SUCCEEDED, Status.FAILED) or progress <= state.progress:
         return state
-    state = replace(state, progress=progress)
+    return reference_apply(replace(state, progress=progress), event)
+
+
+def reference_apply(state: ExecutionState, event: Event) -> ExecutionState:
+    """What a fact that is news changes, the plain way."""
     match event:
         case ExecutionRequested():
             return replace(
@@ -136,7 +140,7 @@ def reference_evolve(state: ExecutionState, event: Event) -> ExecutionState:
             return replace(
                 state, status=Status.FAILED, error=event.error, cause=event.cause, ended_at=event.at
             )
-        case ChildReused():
+        case ChildReused() | RerunRequested():  # a note; a rerun never gets this far
             return state
         case _:
             assert_never(event)
