@@ -5,6 +5,8 @@ A worker runs them with ``ricochet worker tests.bench.noop_tasks`` from the repo
 
 from __future__ import annotations
 
+import time
+
 from workers import current_attempt, task
 
 
@@ -46,3 +48,10 @@ def fail_once_1s() -> str:
 def fail_once_10s() -> str:
     """``bench.fail_once`` with a 10 s retry delay, published before the 1 s group."""
     return _fail_on_attempt_1()
+
+
+@task(name="bench.sleep")
+def sleep(seconds: float) -> None:
+    """Runs long enough to be running when its worker is killed (``bench_takeover``):
+    ``retries=0``, so the lost attempt ends the execution ``worker_lost``."""
+    time.sleep(seconds)

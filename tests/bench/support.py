@@ -68,9 +68,11 @@ def ricochet_executable() -> str:
 class WorkerProcess:
     """``ricochet worker tests.bench.noop_tasks`` in a namespace, logging to a temp file."""
 
-    def __init__(self, settings: Settings, concurrency: int) -> None:
+    def __init__(self, settings: Settings, concurrency: int, options: Sequence[str] = ()) -> None:
         self.settings = settings
         self.concurrency = concurrency
+        self.options = tuple(options)
+        """More ``ricochet worker`` flags (``--heartbeat 0.5``, say)."""
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix=f"ricochet-bench-{settings.namespace}-", suffix=".log", delete=False
         )
@@ -92,7 +94,7 @@ class WorkerProcess:
             "RICOCHET_LOG_JSON": "true",
         }
         command = [ricochet_executable(), "worker", TASKS_MODULE]
-        command += ["--concurrency", str(self.concurrency), "--grace", "5"]
+        command += ["--concurrency", str(self.concurrency), "--grace", "5", *self.options]
         self.spawned_at = time.perf_counter()
         self._process = subprocess.Popen(
             command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log
@@ -124,6 +126,18 @@ class WorkerProcess:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing is recorded on the way out."""
+        assert self._process is not None, "spawn() first"
+        self._process.kill()
+
+    def read_log(self) -> str:
+        """Everything the worker logged so far (JSON lines)."""
+        return self._read_log()
 
     def _read_log(self) -> str:
         path = Path(self.log_path)
