@@ -28,7 +28,16 @@ from workers.history import read_entries, read_events
 from workers.log_reader import Entry, LogFollower, stream_channel
 from workers.logs import get_logger
 from workers.projector import Projector
-from workers.replay import ProgressBar, Selection, json_line, read_file, stream_offset
+from workers.replay import (
+    ProgressBar,
+    Selection,
+    events_and_skips,
+    human_line,
+    json_line,
+    read_file,
+    stream_offset,
+    warn_skipped,
+)
 from workers.settings import Settings
 from workers.store import STATE, ProjectionStore, StoreLocked
 from workers.tasks import tasks_in
@@ -185,14 +194,13 @@ async def _report(handle: Handle, timeout: float | None) -> int:
 async def status(
     settings: Settings, execution_id: str, source: Path | None = None, api_url: str | None = None
 ) -> int:
-    """The timeline, from the projector's API when one answers, else by folding the log."""
+    """The timeline, from the projector's API when one answers, else by folding the log
+    (what cannot be read is skipped and reported: this execution's events may be in it)."""
     state = await _from_api(settings, api_url, execution_id) if source is None else None
     if state is None:
-        everything = (
-            [e for entry in read_file(source) for e in entry.events]
-            if source is not None
-            else await read_events(settings)
-        )
+        entries = list(read_file(source)) if source is not None else await read_entries(settings)
+        everything, skipped = events_and_skips(entries)
+        warn_skipped(skipped)
         events = [e for e in everything if e.execution_id == execution_id]
         state = project(events).get(execution_id)
     if state is None:
@@ -233,7 +241,9 @@ async def executions(settings: Settings, query: dict[str, str], api_url: str | N
     """List executions from the projector's API, else from a fresh fold of the log."""
     rows = await _list_from_api(settings, api_url, query)
     if rows is None:
-        fresh = project(await read_events(settings))
+        events, skipped = events_and_skips(await read_entries(settings))
+        warn_skipped(skipped)
+        fresh = project(events)
         try:
             rows = [api.summary(s) for s in api.select(fresh, query, datetime.now(UTC))]
         except api.BadQuery as err:
@@ -298,21 +308,6 @@ async def debug(
     return await debugging.run_here(task, state, chosen, post_mortem)
 
 
-def human(event: contracts.Event) -> str:
-    """One line per event: time, type, execution, attempt, and what matters for the type."""
-    detail: dict[str, Any] = event.model_dump(
-        mode="json", exclude={"event_id", "execution_id", "attempt", "at", "worker", "type"}
-    )
-    if detail.get("error"):
-        detail["error"] = f"{detail['error']['type']}: {detail['error']['message']}"
-    extras = " ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
-    who = f" on {event.worker}" if event.worker else ""
-    return (
-        f"{event.at.isoformat(timespec='milliseconds')} {event.type:<24} "
-        f"{event.execution_id} #{event.attempt}{who} {extras}"
-    ).rstrip()
-
-
 async def replay(
     settings: Settings,
     selection: Selection,
@@ -321,10 +316,11 @@ async def replay(
     out: Path | None = None,
     follow: bool = False,
 ) -> int:
-    """Print (or export) the selected events: from the broker, or from an exported file."""
+    """Print (or export) the selected events: from the broker, or from an exported file.
+    Unreadable messages are skipped; how many and where goes to stderr at the end."""
     sink = out.open("w") if out is not None else sys.stdout
     try:
-        show = json_line if as_json or out is not None else human
+        show = json_line if as_json or out is not None else human_line
         if source is not None:
             for event in selection.pick(read_file(source)):
                 print(show(event), file=sink)
@@ -341,13 +337,14 @@ async def replay(
     finally:
         if out is not None:
             sink.close()
+    warn_skipped(selection.skipped)
     return 0
 
 
 async def _follow(
     settings: Settings, selection: Selection, emit: Callable[[contracts.Event], None]
 ) -> None:
-    """Tail the log until interrupted."""
+    """Tail the log until interrupted; an unreadable message is reported when it comes."""
     connection = await connect(settings, "replay")
     try:
         channel = await publishing_channel(connection)
@@ -356,6 +353,9 @@ async def _follow(
         def on_entry(entry: Entry) -> None:
             for event in selection.pick((entry,)):
                 emit(event)
+            if entry.unreadable is not None:
+                warn_skipped([entry])
+                selection.skipped.clear()
 
         follower = LogFollower(await stream_channel(connection), names, on_entry)
         await follower.start(stream_offset(selection.start))

@@ -23,6 +23,7 @@ from aio_pika.abc import (
 )
 
 from contracts import DecodeError, Event, decode_batch
+from contracts.codec import one_line
 from workers.group_commit import CLAIMS_HEADER
 from workers.logs import get_logger
 from workers.topology import Names
@@ -50,6 +51,8 @@ class Entry:
     message_id: str | None = None
     claims: frozenset[str] = frozenset()
     """Claim ids of the attempt starts in this message (``ricochet-claims`` header)."""
+    unreadable: str | None = None
+    """Why the body could not be decoded (then ``events`` is empty), else None."""
 
 
 Handler = Callable[[Entry], Awaitable[None] | None]
@@ -71,6 +74,8 @@ class LogFollower:
         self._queue: AbstractQueue | None = None
         self._unacked = 0
         self.last_offset: int | None = None
+        self.unreadable = 0
+        """Messages skipped because their body could not be decoded (SPEC 7.7)."""
 
     async def start(self, offset: Offset = "first") -> None:
         """Subscribe from ``offset``; a passive declare registers the queue for restore."""
@@ -90,6 +95,7 @@ class LogFollower:
             if self.last_offset is not None and offset <= self.last_offset:
                 return
             entry = _entry(offset, message.body, message.message_id, _claims(message))
+            self.unreadable += entry.unreadable is not None
             self.last_offset = offset
             self._arguments["x-stream-offset"] = offset + 1
             result = self._handler(entry)
@@ -102,13 +108,31 @@ class LogFollower:
                 await message.ack(multiple=True)
 
 
+REASON_CHARS = 300
+
+
 def _entry(offset: int, body: bytes, message_id: str | None, claims: frozenset[str]) -> Entry:
-    """Decode one stream message; an unreadable one is logged and yields no events."""
+    """Decode one stream message; an unreadable one is logged and yields no events.
+
+    Any exception counts, not only ``DecodeError``: a time that overflows when
+    turned into UTC raises ``OverflowError`` from inside validation, and one
+    such message must not stop the reader (or every reader) at its offset (SPEC
+    7.7). The entry keeps its offset and claims, so tails, look-ups and
+    progress go on past it, and says why it has no events.
+    """
     try:
         return Entry(offset, decode_batch(body), message_id, claims)
-    except DecodeError as err:
-        log.warning("event_log.unreadable_message", offset=offset, reason=str(err))
-        return Entry(offset, (), message_id, claims)
+    except Exception as err:  # whatever the reason: skip it, and say so
+        reason = unreadable_reason(err)
+        log.warning("event_log.unreadable_message", offset=offset, reason=reason)
+        return Entry(offset, (), message_id, claims, unreadable=reason)
+
+
+def unreadable_reason(err: BaseException) -> str:
+    """One bounded line: the exception's type (DecodeError, OverflowError…) and message."""
+    text = one_line(str(err))
+    reason = text if isinstance(err, DecodeError) else f"{type(err).__name__}: {text}"
+    return reason[:REASON_CHARS]
 
 
 def _claims(message: AbstractIncomingMessage) -> frozenset[str]:

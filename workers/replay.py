@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from contracts import DecodeError, Event, ExecutionRequested, decode_event, encode
-from workers.log_reader import Entry, Offset
+from contracts import Event, ExecutionRequested, decode_event, encode
+from workers.log_reader import Entry, Offset, unreadable_reason
 
 Position = int | datetime | str
 INTERVAL = re.compile(r"^(\d+)([smhD])$")
@@ -67,6 +68,8 @@ class Selection:
     target: str | None = None
     types: tuple[str, ...] = ()
     _targets: dict[str, str] = field(default_factory=dict)
+    skipped: list[Entry] = field(default_factory=list)
+    """The unreadable messages met on the way, to tell the user about (SPEC 7.7)."""
 
     def before_start(self, event: Event) -> bool:
         return isinstance(self.start, datetime) and event.at < self.start
@@ -88,6 +91,10 @@ class Selection:
     def pick(self, entries: Iterable[Entry]) -> Iterator[Event]:
         """The selected events of ``entries``, stopping at ``until``."""
         for entry in entries:
+            if entry.unreadable is not None:
+                if isinstance(self.until, int) and entry.offset > self.until >= 0:
+                    return
+                self.skipped.append(entry)
             for event in entry.events:
                 if self.past_until(entry.offset, event):
                     return
@@ -96,15 +103,70 @@ class Selection:
 
 
 def read_file(path: Path) -> Iterator[Entry]:
-    """An exported log (one JSON event a line) as entries without offsets."""
+    """An exported log (one JSON event a line) as entries without offsets.
+
+    A line that cannot be read is skipped like an unreadable stream message,
+    its line number in the reason: the rest of the file is still worth reading.
+    """
     with path.open("rb") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 yield Entry(-1, (decode_event(line),))
-            except DecodeError as err:
-                raise DecodeError(f"{path}:{number}: {err}") from err
+            except Exception as err:  # whatever the reason: skip it, and say so
+                yield Entry(-1, (), unreadable=f"line {number}: {unreadable_reason(err)}")
+
+
+SHOWN_SKIPS = 10
+
+
+def skipped_note(skipped: list[Entry]) -> str | None:
+    """What to tell the user about unreadable messages: how many, where, and why.
+
+    Stream messages are placed by offset (``replay --from OFFSET`` reaches
+    them), exported lines by line number; the first few are listed with their
+    reason, and the range of the rest.
+    """
+    if not skipped:
+        return None
+    places = [f"{_place(e)} ({_why(e)})" for e in skipped[:SHOWN_SKIPS]]
+    rest = skipped[SHOWN_SKIPS:]
+    if rest:
+        places.append(f"and {len(rest)} more, from {_place(rest[0])} to {_place(rest[-1])}")
+    return f"warning: {len(skipped)} message(s) could not be read and were skipped: " + (
+        "; ".join(places)
+    )
+
+
+def warn_skipped(skipped: list[Entry]) -> None:
+    """Tell the user (on stderr, so piped output stays clean) what could not be read."""
+    note = skipped_note(skipped)
+    if note is not None:
+        print(note, file=sys.stderr)
+
+
+def events_and_skips(entries: Iterable[Entry]) -> tuple[list[Event], list[Entry]]:
+    """The readable events of ``entries`` in order, and the entries that could not be read."""
+    events: list[Event] = []
+    skipped: list[Entry] = []
+    for entry in entries:
+        events += entry.events
+        if entry.unreadable is not None:
+            skipped.append(entry)
+    return events, skipped
+
+
+def _place(entry: Entry) -> str:
+    """``offset N`` on the stream; ``line N`` in an exported file (kept in the reason)."""
+    if entry.offset >= 0:
+        return f"offset {entry.offset}"
+    return (entry.unreadable or "").partition(": ")[0]
+
+
+def _why(entry: Entry) -> str:
+    reason = entry.unreadable or ""
+    return reason if entry.offset >= 0 else reason.partition(": ")[2]
 
 
 class ProgressBar:
@@ -133,5 +195,31 @@ class ProgressBar:
             sys.stderr.write("\n")
 
 
+def human_line(event: Event) -> str:
+    """One line per event: time, type, execution, attempt, and what matters for the type."""
+    detail: dict[str, Any] = event.model_dump(
+        mode="json", exclude={"event_id", "execution_id", "attempt", "at", "worker", "type"}
+    )
+    if detail.get("error"):
+        detail["error"] = f"{detail['error']['type']}: {detail['error']['message']}"
+    extras = " ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
+    who = f" on {event.worker}" if event.worker else ""
+    return (
+        f"{event.at.isoformat(timespec='milliseconds')} {event.type:<24} "
+        f"{event.execution_id} #{event.attempt}{who} {extras}"
+    ).rstrip()
+
+
 def json_line(event: Event) -> str:
-    return encode(event).decode()
+    """The event as one JSON line, as the log holds it (``--file`` reads it back).
+
+    orjson writes integers of up to 64 bits only, but pydantic reads larger ones
+    (up to 4,300 digits), so an event the log accepted may hold one. Such an
+    event is written by pydantic instead, its big integers as exact JSON
+    numbers (not strings: the line then reads back into the same event). The
+    only visible difference is that pydantic writes UTC times with ``Z``.
+    """
+    try:
+        return encode(event).decode()
+    except TypeError:
+        return event.model_dump_json()
