@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -35,7 +35,51 @@ def summary(state: ExecutionState) -> dict[str, Any]:
     }
 
 
-def select(projection: Projection, query: dict[str, str], now: datetime) -> list[ExecutionState]:
+class States(Protocol):
+    """Where the API reads states from: the projector's store (bounded memory), or a fold."""
+
+    def get(self, execution_id: str) -> ExecutionState | None: ...
+
+    def count(self) -> int: ...
+
+    def matching(
+        self, status: Status | None, target: str | None, since: datetime | None, limit: int
+    ) -> list[ExecutionState]: ...
+
+
+class Folded:
+    """A fresh fold held in memory (``executions`` without a projector), seen as ``States``."""
+
+    def __init__(self, projection: Projection) -> None:
+        self._projection = projection
+
+    def get(self, execution_id: str) -> ExecutionState | None:
+        return self._projection.get(execution_id)
+
+    def count(self) -> int:
+        return len(self._projection.executions)
+
+    def matching(
+        self, status: Status | None, target: str | None, since: datetime | None, limit: int
+    ) -> list[ExecutionState]:
+        chosen = [
+            s
+            for s in self._projection.executions.values()
+            if (status is None or s.status is status)
+            and (target is None or s.target == target)
+            and (since is None or (s.requested_at is not None and s.requested_at >= since))
+        ]
+        chosen.sort(key=lambda s: s.requested_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return chosen[:limit]
+
+
+def states(source: Projection | States) -> States:
+    return Folded(source) if isinstance(source, Projection) else source
+
+
+def select(
+    projection: Projection | States, query: dict[str, str], now: datetime
+) -> list[ExecutionState]:
     """Executions matching ``status``, ``target`` and ``since``, newest first, up to ``limit``."""
     unknown = set(query) - {"status", "target", "since", "limit"}
     if unknown:
@@ -43,16 +87,7 @@ def select(projection: Projection, query: dict[str, str], now: datetime) -> list
     status = _status(query.get("status"))
     since = _since(query.get("since"), now)
     limit = _limit(query.get("limit", "100"))
-    target = query.get("target")
-    chosen = [
-        s
-        for s in projection.executions.values()
-        if (status is None or s.status is status)
-        and (target is None or s.target == target)
-        and (since is None or (s.requested_at is not None and s.requested_at >= since))
-    ]
-    chosen.sort(key=lambda s: s.requested_at or datetime.min.replace(tzinfo=UTC), reverse=True)
-    return chosen[:limit]
+    return states(projection).matching(status, query.get("target"), since, limit)
 
 
 def _status(value: str | None) -> Status | None:
@@ -89,13 +124,13 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def app(
     namespace: str,
-    projection: Callable[[], Projection],
+    projection: Callable[[], Projection | States],
     progress: Callable[[], dict[str, int | None]],
 ) -> web.Application:
     """The API over whatever projection the projector holds at the moment of each request."""
 
     async def health(_: web.Request) -> web.Response:
-        executions = len(projection().executions)
+        executions = states(projection()).count()
         return _json(
             {"status": "ok", "namespace": namespace, "executions": executions, **progress()}
         )
@@ -108,7 +143,7 @@ def app(
         return _json({"executions": [summary(s) for s in chosen]})
 
     async def execution(request: web.Request) -> web.Response:
-        state = projection().get(request.match_info["execution_id"])
+        state = states(projection()).get(request.match_info["execution_id"])
         if state is None:
             return _json({"error": "no such execution"}, status=404)
         return web.Response(body=STATE.dump_json(state), content_type="application/json")

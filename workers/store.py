@@ -11,13 +11,13 @@ import fcntl
 import os
 import sqlite3
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from pydantic import TypeAdapter
 
-from engine import ExecutionState, Projection
+from engine import ExecutionState, Projection, Status
 
 STATE = TypeAdapter(ExecutionState)
 
@@ -82,6 +82,47 @@ class ProjectionStore:
         assert self._db is not None, "open() first"
         return self._db
 
+    def offset(self) -> int | None:
+        """The last stream offset the stored states include (None: nothing folded yet)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'offset'").fetchone()
+        return None if row is None else int(row[0])
+
+    def get(self, execution_id: str) -> ExecutionState | None:
+        row = self.db.execute(
+            "SELECT state FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        return None if row is None else STATE.validate_json(row[0])
+
+    def ids(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT id FROM executions")]
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM executions").fetchone()[0])
+
+    def matching(
+        self, status: Status | None, target: str | None, since: datetime | None, limit: int
+    ) -> list[ExecutionState]:
+        """Executions with this status and target, requested since, newest first, up to limit.
+
+        Times are stored as UTC ISO strings (events hold UTC times only), which
+        sort as the times do; an execution with no request time comes last.
+        """
+        clauses: list[str] = ["1 = 1"]
+        values: list[str | int] = []
+        for column, value in (("status", status and status.value), ("target", target)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if since is not None:
+            clauses.append("requested_at >= ?")
+            values.append(since.astimezone(UTC).isoformat())
+        query = (
+            f"SELECT state FROM executions WHERE {' AND '.join(clauses)}"  # columns are ours
+            " ORDER BY requested_at IS NULL, requested_at DESC, id LIMIT ?"
+        )
+        rows = self.db.execute(query, (*values, limit))
+        return [STATE.validate_json(blob) for (blob,) in rows]
+
     def load(self) -> tuple[Projection, int | None]:
         """The stored projection and the last offset it includes (None: nothing folded yet)."""
         projection = Projection()
@@ -91,15 +132,18 @@ class ProjectionStore:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'offset'").fetchone()
         return projection, None if row is None else int(row[0])
 
-    def save(self, states: Iterable[ExecutionState], offset: int | None) -> None:
-        """Write changed states and the offset they include, atomically."""
+    def save(self, states: Iterable[ExecutionState], offset: int | None) -> dict[str, int]:
+        """Write changed states and the offset they include, atomically.
+
+        Returns each state's size as stored (its JSON), which a cache of states
+        can count against its budget without measuring objects.
+        """
+        rows = [_row(state) for state in states]
         with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?)",
-                [_row(state) for state in states],
-            )
+            self.db.executemany("INSERT OR REPLACE INTO executions VALUES (?, ?, ?, ?, ?, ?)", rows)
             if offset is not None:
                 self.db.execute("INSERT OR REPLACE INTO meta VALUES ('offset', ?)", (str(offset),))
+        return {row[0]: len(row[5]) for row in rows}
 
 
 def _iso(value: datetime | None) -> str | None:
