@@ -53,6 +53,8 @@ class Entry:
     """Claim ids of the attempt starts in this message (``ricochet-claims`` header)."""
     unreadable: str | None = None
     """Why the body could not be decoded (then ``events`` is empty), else None."""
+    size: int = 0
+    """The body's length in bytes: lets a reader bound what it holds by bytes, not count."""
 
 
 Handler = Callable[[Entry], Awaitable[None] | None]
@@ -121,11 +123,11 @@ def _entry(offset: int, body: bytes, message_id: str | None, claims: frozenset[s
     progress go on past it, and says why it has no events.
     """
     try:
-        return Entry(offset, decode_batch(body), message_id, claims)
+        return Entry(offset, decode_batch(body), message_id, claims, size=len(body))
     except Exception as err:  # whatever the reason: skip it, and say so
         reason = unreadable_reason(err)
         log.warning("event_log.unreadable_message", offset=offset, reason=reason)
-        return Entry(offset, (), message_id, claims, unreadable=reason)
+        return Entry(offset, (), message_id, claims, unreadable=reason, size=len(body))
 
 
 def unreadable_reason(err: BaseException) -> str:

@@ -33,8 +33,10 @@ log = get_logger(__name__)
 
 FLUSH_EVERY_S = 0.25
 FLUSH_AT_STATES = 128
-"""Changed states held before they are written, whatever the time: with the largest
-state a writer may record, this bounds what waits in memory for the next write."""
+FLUSH_AT_BYTES = 4 * 1024 * 1024
+"""Changed states are written early once this many wait, or once the messages folded
+since the last write reach this size: with the largest state the shared limits let a
+writer record, this bounds what waits in memory for the next write."""
 CACHE_STATES = 4096
 CACHE_BYTES = 16 * 1024 * 1024
 """Live (non-terminal) states kept for the fold's next events, by count and by stored
@@ -164,6 +166,7 @@ class Projector:
         self.projection = StoredProjection(self.store, lambda: self.offset)
         self.events_read = 0
         self.resumed_from: int | None = None
+        self._unwritten_bytes = 0
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._follower: LogFollower | None = None
@@ -215,8 +218,9 @@ class Projector:
         for event in entry.events:
             self.events_read += 1
             self.projection.apply(event)
-        if self.projection.pending >= FLUSH_AT_STATES:
-            self.projection.flush()
+        self._unwritten_bytes += entry.size
+        if self.projection.pending >= FLUSH_AT_STATES or self._unwritten_bytes >= FLUSH_AT_BYTES:
+            self.flush()
 
     async def _flush_forever(self) -> None:
         while True:
@@ -226,6 +230,7 @@ class Projector:
     def flush(self) -> None:
         """Write what changed since the last flush, with the offset it includes."""
         self.projection.flush()
+        self._unwritten_bytes = 0
 
     async def stop(self) -> None:
         if self._follower is not None:

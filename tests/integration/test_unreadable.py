@@ -184,7 +184,7 @@ async def test_replay_status_and_the_api_print_whatever_the_reader_accepted(
             entry_result(entry),
         ]
         assert [e.event_id for e in entry.events] == ids(replayed)
-        assert (0, f"result: {BIG}") == (status_code, timeline.strip().splitlines()[-1])
+        assert (0, f"  result: {BIG}") == (status_code, timeline.rstrip().splitlines()[-1])
         assert (200, BIG) == (served[0], STATE.validate_json(served[1]).result)
     else:
         assert ("", entry.offset) == (replayed, entry.offset)

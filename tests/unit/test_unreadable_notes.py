@@ -20,9 +20,8 @@ def test_any_decoding_exception_skips_the_message_and_keeps_its_place() -> None:
     """Given a message whose time overflows in UTC (OverflowError, not a DecodeError),
     when it is read, then it has no events, its offset and claims, and the reason."""
     entry = _entry(41, OVERFLOWING, "m-1", frozenset({"claim"}))
-    assert Entry(41, (), "m-1", frozenset({"claim"}), "OverflowError: date value out of range") == (
-        entry
-    )
+    reason = "OverflowError: date value out of range"
+    assert Entry(41, (), "m-1", frozenset({"claim"}), reason, len(OVERFLOWING)) == entry
 
 
 def test_a_readable_message_has_no_reason() -> None:
