@@ -182,7 +182,7 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/health": {
             "get": {
-                "summary": "Liveness, folded offset and execution count",
+                "summary": "Liveness, folded offset, executions, unreadable messages skipped",
                 "responses": {"200": {"description": "ok"}},
             }
         },
