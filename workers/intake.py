@@ -1,14 +1,16 @@
 """The trigger intake: turns JSON triggers from other services into executions.
 
-It runs inside the active supervisor, which already replays the log: that is
-where it learns every idempotency key ever used (across restarts), and the
-single active consumer on the triggers queue means one intake decides at a
-time, so the same key can never start two executions, however duplicates race.
+It runs inside the active supervisor, which follows the log (from its latest
+checkpoint): that is where it learns the idempotency keys used inside the
+de-duplication window (across restarts), and the single active consumer on the
+triggers queue means one intake decides at a time, so the same key can never
+start two executions inside the window, however duplicates race.
 Bad input is dead-lettered with the reason and logged; nothing stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import orjson
@@ -17,20 +19,19 @@ from aio_pika.abc import AbstractIncomingMessage
 from contracts import (
     MAX_TRIGGER_BYTES,
     DecodeError,
-    ExecutionRequested,
     TriggerV1,
     decode,
     encode,
 )
+from engine.keys import execution_id_for_key, key_digest
+from engine.watch import Watch
 from workers.broker import TRANSIENT
 from workers.dispatch import Dispatcher, Request, rejected
 from workers.logs import get_logger
 from workers.outcome import Ack, DeadLetter
-from workers.settle import Settler
+from workers.settle import Clock, Settler
 
 log = get_logger(__name__)
-
-IDEMPOTENCY_NAMESPACE = uuid.UUID("7c1b3c5e-2f44-4a8f-9a53-4f0b1d1e6a20")
 
 
 class InvalidTrigger(ValueError):
@@ -41,7 +42,7 @@ def execution_id_for(key: str | None) -> str:
     """Deterministic for an idempotency key (a second line of defence), random otherwise."""
     if key is None:
         return uuid.uuid4().hex
-    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, key).hex
+    return execution_id_for_key(key)
 
 
 def parse_trigger(message: AbstractIncomingMessage) -> TriggerV1:
@@ -69,17 +70,28 @@ def parse_trigger(message: AbstractIncomingMessage) -> TriggerV1:
 
 
 class TriggerIntake:
-    """Consumes the triggers queue for the active supervisor."""
+    """Consumes the triggers queue for the active supervisor, many triggers at once.
 
-    def __init__(self, dispatcher: Dispatcher, settler: Settler) -> None:
+    Triggers are handled concurrently (a real prefetch), but each key is decided
+    in arrival order with no await between the check and the reservation: the
+    first trigger of a key reserves it and starts the execution; copies that
+    arrive meanwhile wait for that start to be confirmed on the log and are then
+    acked as duplicates (or, if it failed, decide again). Starts are recorded
+    through group commit like every other event.
+    """
+
+    def __init__(
+        self, dispatcher: Dispatcher, settler: Settler, watch: Watch, clock: Clock
+    ) -> None:
         self._dispatcher = dispatcher
         self._settler = settler
-        self.keys: dict[str, str] = {}
+        self._watch = watch
+        self._clock = clock
+        self._deciding: dict[int, asyncio.Future[None]] = {}
 
-    def note(self, event: ExecutionRequested) -> None:
-        """Every request with a key, from the log (a submit may carry one too)."""
-        if event.idempotency_key is not None:
-            self.keys.setdefault(event.idempotency_key, event.execution_id)
+    def knows(self, key: str) -> bool:
+        """Is ``key`` inside the de-duplication window (it started an execution)?"""
+        return key_digest(key) in self._watch.keys
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Start, match or park one trigger; broker trouble leaves it for redelivery."""
@@ -100,16 +112,35 @@ class TriggerIntake:
             await self._settler.settle(message, DeadLetter(str(err)))
             return
         key = trigger.idempotency_key
-        if key is not None and key in self.keys:
-            log.info("trigger.duplicate", idempotency_key=key, execution_id=self.keys[key])
-            await self._settler.settle(message, Ack())
+        if key is None:
+            await self._start(message, trigger)
             return
-        await self._start(message, trigger)
+        digest = key_digest(key)
+        while digest not in self._watch.keys:
+            deciding = self._deciding.get(digest)
+            if deciding is None:
+                await self._start_keyed(message, trigger, digest)
+                return
+            await asyncio.shield(deciding)
+        log.info("trigger.duplicate", idempotency_key=key, execution_id=execution_id_for(key))
+        await self._settler.settle(message, Ack())
 
-    async def _start(self, message: AbstractIncomingMessage, trigger: TriggerV1) -> None:
+    async def _start_keyed(
+        self, message: AbstractIncomingMessage, trigger: TriggerV1, digest: int
+    ) -> None:
+        """Reserve the key while its start is recorded; copies wait on the reservation."""
+        reservation = asyncio.get_running_loop().create_future()
+        self._deciding[digest] = reservation
+        try:
+            await self._start(message, trigger, digest)
+        finally:
+            del self._deciding[digest]
+            reservation.set_result(None)
+
+    async def _start(
+        self, message: AbstractIncomingMessage, trigger: TriggerV1, digest: int | None = None
+    ) -> None:
         execution_id = execution_id_for(trigger.idempotency_key)
-        if trigger.idempotency_key is not None:
-            self.keys[trigger.idempotency_key] = execution_id
         request = Request(
             execution_id,
             trigger.target,
@@ -118,7 +149,10 @@ class TriggerIntake:
             idempotency_key=trigger.idempotency_key,
             source="trigger",
         )
-        if rejected(await self._dispatcher.start(request)):
+        events = await self._dispatcher.start(request)
+        if digest is not None:  # its request is on the log now: the key is used
+            self._watch.keys.add(digest, self._clock().timestamp())
+        if rejected(events):
             reason = f"unknown target {trigger.target!r}: no worker queue serves it"
             log.warning("trigger.dead_lettered", reason=reason, execution_id=execution_id)
             await self._settler.settle(message, DeadLetter(reason))

@@ -21,6 +21,14 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+AGE_UNITS_S = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def age_seconds(age: str) -> float:
+    """A RabbitMQ stream age ("7D", "12h") in seconds (a year is 365 days, a month 30)."""
+    return float(int(age[:-1]) * AGE_UNITS_S[age[-1]])
+
+
 class Settings(BaseModel):
     """Everything a Ricochet process needs to know about its broker and itself."""
 
@@ -36,6 +44,9 @@ class Settings(BaseModel):
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)
     loss_window_s: float = Field(default=10.0, gt=0, le=3600)
     retry_recovery_s: float = Field(default=60.0, gt=0)
+    checkpoint_s: float = Field(default=5.0, gt=0, le=3600)
+    dedup_window_s: float | None = Field(default=None, gt=0)
+    trigger_prefetch: int = Field(default=256, ge=1, le=65_535)
 
     @model_validator(mode="after")
     def _window_spans_heartbeats(self) -> Settings:
@@ -45,6 +56,12 @@ class Settings(BaseModel):
                 f" ({3 * self.heartbeat_s}): one late heartbeat must not declare a worker lost"
             )
         return self
+
+    @property
+    def key_window_s(self) -> float:
+        """How long an idempotency key is remembered: by default, as long as the log keeps
+        the request that used it (the stream's retention)."""
+        return self.dedup_window_s or age_seconds(self.stream_max_age)
 
     @property
     def work_prefetch(self) -> int:

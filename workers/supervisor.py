@@ -2,8 +2,9 @@
 
 Every worker process runs one, but the heartbeat queue has a single active
 consumer, so exactly one supervises at a time; when it dies the broker makes
-another active, which rebuilds what it needs by replaying the log. It judges
-only once it has read the log up to where it stood on taking over.
+another active, which loads the latest checkpoint and reads only the log after
+it (SPEC section 8). It judges only once it has read the log up to where it
+stood on taking over, and checkpoints every ``checkpoint_s`` from then on.
 """
 
 from __future__ import annotations
@@ -11,25 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from contracts import (
-    AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    DecodeError,
-    Event,
-    ExecutionRequested,
-    Heartbeat,
-    RetryScheduled,
-    decode,
-)
-from engine import ExecutionState, Projection, Status
+from contracts import DecodeError, Event, Heartbeat, decode
+from engine import Projection, Status
+from engine.keys import KeyWindow
 from engine.vigil import Vigil
+from engine.watch import Watch
+from workers import checkpoint
+from workers.checkpoint_log import CheckpointLog
 from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
 from workers.intake import TriggerIntake
@@ -42,14 +36,11 @@ from workers.topology import Names, dead_watch, declare_queue, supervisor, trigg
 
 log = get_logger(__name__)
 
-ENDED_MEMORY = 2_000
-"""Recently ended executions remembered, so a duplicate request or start recorded just
-after the end cannot revive one. Later stragglers (a zombie's outcome, seconds on)
-need no memory: only a request or a start makes the supervisor watch an execution.
-A bigger memory only made a busy worker's memory climb (2 MB per 10,000)."""
-
-BEGINNINGS = (ExecutionRequested, AttemptStarted)
-"""The events that can make the supervisor watch an execution it does not know."""
+HEARTBEAT_MAX_BYTES = 1_000_000
+"""A heartbeat larger than this is refused (about 15,000 running attempts listed)."""
+STOP_CHECKPOINT_S = 5.0
+QUIET_WORKERS_AFTER = 3
+"""Loss windows of silence after which a worker's last heartbeat is forgotten."""
 
 
 class Supervisor:
@@ -70,14 +61,15 @@ class Supervisor:
         self._connection = connection
         self._clock = clock
         self._monotonic = monotonic
-        self.vigil = Vigil(settings.loss_window_s)
-        self.projection = Projection()
-        self._ended: OrderedDict[str, None] = OrderedDict()
+        self.watch = Watch(Vigil(settings.loss_window_s), KeyWindow(settings.key_window_s))
         self._last_seen: dict[str, float] = {}
-        self._scheduled_by: dict[str, str | None] = {}
-        self._recovered: set[tuple[str, int]] = set()
         self._recovery = Recovery(settings, recorder, settler, clock)
-        self.intake = TriggerIntake(dispatcher, settler)
+        self.intake = TriggerIntake(dispatcher, settler, self.watch, clock)
+        self._checkpoints = CheckpointLog(connection, self.names)
+        self.last_checkpoint: int | None = None
+        """The offset of the last checkpoint this supervisor wrote or took over from."""
+        self.resumed_from: int | None = None
+        self.first_offset_read: int | None = None
         self.active = False
         self._last_receipt = float("-inf")
         self.caught_up = asyncio.Event()
@@ -87,7 +79,17 @@ class Supervisor:
         self._channels: list[AbstractChannel] = []
         self._follower: LogFollower | None = None
         self._judge_task: asyncio.Task[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
         self._activation: asyncio.Task[None] | None = None
+
+    @property
+    def projection(self) -> Projection:
+        """The live executions (ended ones are forgotten)."""
+        return self.watch.projection
+
+    @property
+    def vigil(self) -> Vigil:
+        return self.watch.vigil
 
     async def start(self) -> None:
         """Join the heartbeat queue; the broker decides whether this one is active."""
@@ -99,6 +101,11 @@ class Supervisor:
 
     async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
+        if len(message.body) > HEARTBEAT_MAX_BYTES:
+            log.warning(
+                "supervisor.heartbeat_refused", bytes=len(message.body), limit=HEARTBEAT_MAX_BYTES
+            )
+            return
         try:
             heartbeat = decode(Heartbeat, message.body)
         except DecodeError as err:
@@ -125,26 +132,56 @@ class Supervisor:
             self.active = False
 
     async def _take_over(self) -> None:
-        """Replay the log, then judge every heartbeat interval and read dead letters."""
+        """Load the latest checkpoint, read the log after it, then judge every heartbeat
+        interval, read dead letters and triggers, and checkpoint."""
         self._activated_at = self._monotonic()
         log.info("supervisor.active", worker=self.settings.worker_id)
-        self._catch_up_to = await tail_offset(self._connection, self.names)
-        if self._catch_up_to < 0:
+        self.watch.clear()
+        loaded, self._catch_up_to = await asyncio.gather(
+            self._checkpoints.latest(), tail_offset(self._connection, self.names)
+        )
+        start = self._restore(loaded)
+        if self._catch_up_to < 0 or self._catch_up_to <= self.last_checkpoint_offset(loaded):
             self._reached.set()
         channel = await stream_channel(self._connection)
         self._channels.append(channel)
         self._follower = LogFollower(channel, self.names, self._on_entry)
-        await self._follower.start("first")
+        await self._follower.start(start)
         await self._reached.wait()
-        tail = self._catch_up_to
         self.vigil.restart_clock(self._monotonic())
         self.caught_up.set()
-        log.info("supervisor.caught_up", offset=tail, running=len(self.vigil.vouched))
+        log.info(
+            "supervisor.caught_up",
+            offset=self._catch_up_to,
+            from_checkpoint=self.resumed_from,
+            running=len(self.vigil.vouched),
+            live=len(self.projection.executions),
+            keys=len(self.watch.keys),
+            seconds=round(self._monotonic() - self._activated_at, 3),
+        )
         await self._watch_dead_letters()
         await self._take_triggers()
         self._judge_task = asyncio.create_task(self._judge_forever(), name="ricochet-judge")
+        self._checkpoint_task = asyncio.create_task(
+            self._checkpoint_forever(), name="ricochet-checkpoint"
+        )
+
+    def _restore(self, loaded: checkpoint.Checkpoint | None) -> str | int:
+        """Take over what the checkpoint says; where to start reading the log."""
+        if loaded is None:
+            log.info("supervisor.no_checkpoint", reading_from="first")
+            return "first"
+        checkpoint.restore(self.watch, loaded, self._monotonic())
+        self.resumed_from = self.last_checkpoint = loaded.offset
+        return loaded.offset + 1
+
+    @staticmethod
+    def _checkpointed_offset(loaded: checkpoint.Checkpoint | None) -> int:
+        return -1 if loaded is None else loaded.offset
 
     def _on_entry(self, entry: Entry) -> None:
+        if self.first_offset_read is None:
+            self.first_offset_read = entry.offset
         for event in entry.events:
             self.note(event)
         if entry.offset >= self._catch_up_to:
@@ -152,33 +189,33 @@ class Supervisor:
 
     def note(self, event: Event) -> None:
         """Fold one event in, and keep the vigil in step with what is running."""
-        if isinstance(event, ExecutionRequested):
-            self.intake.note(event)
-        if event.execution_id in self._ended:
-            return
-        if event.execution_id not in self.projection.executions and not isinstance(
-            event, BEGINNINGS
-        ):
-            return  # a straggler of an execution ended and forgotten: nothing left to watch
-        state = self.projection.apply(event)
-        key = (event.execution_id, event.attempt)
-        if isinstance(event, AttemptStarted):
-            self.vigil.started(key, self._monotonic())
-        elif isinstance(event, AttemptSucceeded | AttemptFailed):
-            self.vigil.ended(key)
-        elif isinstance(event, RetryScheduled):
-            self._scheduled_by[event.execution_id] = event.worker
-        if state.is_terminal:
-            self._forget(state)
+        self.watch.note(event, self._monotonic())
 
-    def _forget(self, state: ExecutionState) -> None:
-        self.projection.executions.pop(state.execution_id, None)
-        self._scheduled_by.pop(state.execution_id, None)
-        for attempt in state.attempts:
-            self.vigil.ended((state.execution_id, attempt.number))
-        self._ended[state.execution_id] = None
-        while len(self._ended) > ENDED_MEMORY:
-            self._ended.popitem(last=False)
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.checkpoint_s)
+            try:
+                await self.checkpoint()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.warning("supervisor.checkpoint_failed", error=repr(err))
+
+    async def checkpoint(self) -> None:
+        """Record what this supervisor keeps, as of the last offset it folded, if that moved."""
+        offset = None if self._follower is None else self._follower.last_offset
+        if offset is None or offset == self.last_checkpoint:
+            return
+        body = checkpoint.take(self.watch, offset, self._clock(), self.settings.worker_id)
+        await self._checkpoints.save(body)
+        self.last_checkpoint = offset
+        log.info(
+            "supervisor.checkpointed",
+            offset=offset,
+            live=len(self.projection.executions),
+            keys=len(self.watch.keys),
+            bytes=len(body),
+        )
 
     async def _judge_forever(self) -> None:
         while True:
@@ -197,13 +234,17 @@ class Supervisor:
 
     async def judge(self) -> None:
         """Declare overdue attempts lost; re-publish retries whose scheduler died."""
-        if not self._watching(self._monotonic()):
+        now = self._monotonic()
+        if not self._watching(now):
             return
-        for key in self.vigil.overdue(self._monotonic()):
+        self._forget_quiet_workers(now)
+        self.watch.keys.expire(self._clock().timestamp())
+        for key in self.vigil.overdue(now):
             await self._declare_lost(*key)
-        for state in list(self.projection.executions.values()):
-            if self._retry_was_lost(state):
-                self._recovered.add((state.execution_id, state.next_attempt))
+        bound = timedelta(seconds=self.settings.retry_recovery_s)
+        for state in self.watch.live():
+            if self.watch.retry_was_lost(state, self._clock(), bound, self._alive):
+                self.watch.recovered.add((state.execution_id, state.next_attempt))
                 await self._recovery.republish(state)
 
     async def _declare_lost(self, execution_id: str, attempt: int) -> None:
@@ -216,15 +257,12 @@ class Supervisor:
         for event in events:
             self.note(event)
 
-    def _retry_was_lost(self, state: ExecutionState) -> bool:
-        """Due long ago, never started, and whoever scheduled it is silent (died in between)."""
-        if state.status is not Status.RETRY_SCHEDULED or state.next_due_at is None:
-            return False
-        if (state.execution_id, state.next_attempt) in self._recovered:
-            return False
-        waited = self._clock() - state.next_due_at
-        overdue = waited > timedelta(seconds=self.settings.retry_recovery_s)
-        return overdue and not self._alive(self._scheduled_by.get(state.execution_id))
+    def _forget_quiet_workers(self, now: float) -> None:
+        """Workers silent for several loss windows are gone: their last heartbeat goes too,
+        so the table holds the workers alive now, not every one ever seen."""
+        horizon = now - QUIET_WORKERS_AFTER * self.settings.loss_window_s
+        for worker in [w for w, seen in self._last_seen.items() if seen < horizon]:
+            del self._last_seen[worker]
 
     def _alive(self, worker: str | None) -> bool:
         now = self._monotonic()
@@ -235,7 +273,7 @@ class Supervisor:
 
     async def _take_triggers(self) -> None:
         channel = await self._connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=1)
+        await channel.set_qos(prefetch_count=self.settings.trigger_prefetch)
         self._channels.append(channel)
         queue = await declare_queue(channel, triggers(self.names, self.settings))
         await queue.consume(self._on_trigger)
@@ -263,13 +301,19 @@ class Supervisor:
             await message.ack()
 
     async def stop(self) -> None:
-        for task in (self._activation, self._judge_task):
+        """Stop; an active supervisor leaves a last checkpoint, so the next one (a rolling
+        deploy, say) reads next to nothing of the log."""
+        if self.caught_up.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.checkpoint(), STOP_CHECKPOINT_S)
+        for task in (self._activation, self._judge_task, self._checkpoint_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self._follower is not None:
             await self._follower.stop()
+        await self._checkpoints.close()
         for channel in self._channels:
             with contextlib.suppress(Exception):
                 await channel.close()

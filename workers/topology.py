@@ -12,6 +12,8 @@ it needs at start (SPEC section 4). Layout:
 - ``<ns>.triggers`` (topic, routing key = target) -> ``<ns>.triggers`` quorum queue.
 - ``<ns>.supervisor``: heartbeats; single active consumer, so exactly one worker
   process supervises at a time and another takes over when it goes.
+- ``<ns>.checkpoints``: a stream of the active supervisor's checkpoints, so the next
+  one takes over from the latest instead of replaying the whole log.
 - ``<ns>.dead.watch``: a second queue on ``<ns>.dead`` that the supervisor reads to
   mark executions failed when the broker dead-letters their work (delivery limit).
 """
@@ -76,6 +78,10 @@ class Names:
         return f"{self.namespace}.supervisor"
 
     @property
+    def checkpoints(self) -> str:
+        return f"{self.namespace}.checkpoints"
+
+    @property
     def dead_watch(self) -> str:
         return f"{self.namespace}.dead.watch"
 
@@ -103,6 +109,23 @@ def event_log(names: Names, settings: Settings) -> QueueSpec:
         {"x-queue-type": "stream", "x-max-age": settings.stream_max_age},
         bind_to=names.events,
         binding_key="",
+    )
+
+
+CHECKPOINT_MAX_BYTES = 256 * 1024 * 1024
+CHECKPOINT_SEGMENT_BYTES = 16 * 1024 * 1024
+
+
+def checkpoints(names: Names) -> QueueSpec:
+    """The supervisor's checkpoints: a stream bounded by size, in small segments (a stream
+    drops whole segments only), so the newest ones are always kept and old ones go."""
+    return QueueSpec(
+        names.checkpoints,
+        {
+            "x-queue-type": "stream",
+            "x-max-length-bytes": CHECKPOINT_MAX_BYTES,
+            "x-stream-max-segment-size-bytes": CHECKPOINT_SEGMENT_BYTES,
+        },
     )
 
 
@@ -221,6 +244,7 @@ def core_queues(names: Names, settings: Settings) -> tuple[QueueSpec, ...]:
         dead_watch(names),
         triggers(names, settings),
         supervisor(names),
+        checkpoints(names),
     )
 
 

@@ -198,7 +198,7 @@ async def test_an_idempotency_key_is_remembered_across_an_engine_restart(
         await publish_trigger(settings, body, "t.ok")
         assert worker.supervisor is not None
         intake = worker.supervisor.intake
-        await eventually(lambda: key in intake.keys, timeout=30)
+        await eventually(lambda: intake.knows(key), timeout=30)
         await asyncio.sleep(1.5)
     events = await log_events(settings)
     assert 1 == sum(isinstance(e, ExecutionRequested) for e in events)

@@ -1,17 +1,16 @@
-"""The supervisor forgets ended executions, and a late straggler cannot bring one back.
+"""The supervisor's watch: it forgets ended executions, a late straggler cannot bring
+one back, and what it keeps goes through a checkpoint unchanged.
 
-``Supervisor.note`` is pure bookkeeping (projection and vigil), so it is tested
-here without a broker; its connection and publishers are never touched.
+``Watch`` is pure bookkeeping (projection, vigil, keys), tested without a broker.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-import pytest
-
-from contracts import FailureCause
+from contracts import Event, FailureCause
 from engine import Status
+from engine.keys import KeyWindow
+from engine.vigil import Vigil
+from engine.watch import Watch
 from tests.unit.builders import (
     EXECUTION,
     execution_failed,
@@ -21,24 +20,29 @@ from tests.unit.builders import (
     retry_scheduled,
     started,
 )
-from workers import supervisor as supervisor_module
-from workers.settings import Settings
-from workers.settle import utc_now
-from workers.supervisor import Supervisor
 
 OTHER = "0" * 32
-UNUSED: Any = None
+NOW = 100.0
 
 
-def bare_supervisor() -> Supervisor:
-    return Supervisor(Settings(), UNUSED, UNUSED, UNUSED, UNUSED, utc_now)
+class Supervisor:
+    """The watch as the supervisor drives it: one monotonic time for every event."""
+
+    def __init__(self, ended_memory: int = 2_000) -> None:
+        self.watch = Watch(Vigil(10.0), KeyWindow(86_400.0), ended_memory=ended_memory)
+        self.projection = self.watch.projection
+        self.vigil = self.watch.vigil
+
+    def note(self, event: Event) -> None:
+        self.watch.note(event, NOW)
 
 
-def test_a_zombie_retry_after_the_end_is_forgotten_does_not_revive_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(supervisor_module, "ENDED_MEMORY", 1)
-    supervisor = bare_supervisor()
+def bare_supervisor(ended_memory: int = 2_000) -> Supervisor:
+    return Supervisor(ended_memory)
+
+
+def test_a_zombie_retry_after_the_end_is_forgotten_does_not_revive_it() -> None:
+    supervisor = bare_supervisor(ended_memory=1)
     for event in (
         requested(0),
         started(1, 1),
@@ -48,7 +52,7 @@ def test_a_zombie_retry_after_the_end_is_forgotten_does_not_revive_it(
         supervisor.note(event)
     supervisor.note(requested(3, OTHER))
     supervisor.note(execution_succeeded(1, 4).model_copy(update={"execution_id": OTHER}))
-    assert EXECUTION not in supervisor._ended, "the memory is full: the first end is forgotten"
+    assert EXECUTION not in supervisor.watch.ended, "the memory is full: the first end is forgotten"
 
     supervisor.note(retry_scheduled(1, 5, delay_s=10))  # the zombie's late decision
 
@@ -70,4 +74,4 @@ def test_supervisor_keeps_no_state_for_an_unknown_execution_ending() -> None:
     supervisor = bare_supervisor()
     supervisor.note(execution_succeeded(1, 4))
     assert supervisor.projection.executions == {}
-    assert cast(Any, supervisor)._ended == {}
+    assert {} == supervisor.watch.ended

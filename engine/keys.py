@@ -1,0 +1,81 @@
+"""Idempotency keys inside the de-duplication window (SPEC section 8).
+
+The same key never starts two executions while it is inside the window; a key
+re-used after it starts a new one. Keys are kept as the 128-bit digest that
+also names their execution (``execution_id_for``): a key of any length costs
+the same, and the index can be written to a checkpoint as packed bytes.
+
+Digests sit in buckets by request time, each a sixteenth of the window wide,
+so the window moves by dropping whole buckets: memory grows with the keys
+inside the window only, never with the length of the log. A key is remembered
+for at least the window, and at most one bucket (a sixteenth) longer. Time comes
+in as data (seconds since the epoch), as everywhere in the engine.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("7c1b3c5e-2f44-4a8f-9a53-4f0b1d1e6a20")
+BUCKETS = 16
+DIGEST_BYTES = 16
+
+
+def key_digest(key: str) -> int:
+    """The key's 128-bit digest: uuid5, a hash (not chance), so every process agrees."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, key).int
+
+
+def execution_id_for_key(key: str) -> str:
+    """The execution a key starts: the same id in every language (uuid5 of the key)."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, key).hex
+
+
+@dataclass(slots=True)
+class KeyWindow:
+    """Which key digests started an execution within the last ``window_s`` seconds."""
+
+    window_s: float
+    buckets: dict[int, set[int]] = field(default_factory=dict)
+
+    @property
+    def width_s(self) -> float:
+        return self.window_s / BUCKETS
+
+    def bucket_of(self, at_s: float) -> int:
+        return math.floor(at_s / self.width_s)
+
+    def add(self, digest: int, at_s: float) -> None:
+        """``digest``'s key started an execution at ``at_s``."""
+        self.buckets.setdefault(self.bucket_of(at_s), set()).add(digest)
+
+    def __contains__(self, digest: object) -> bool:
+        return any(digest in keys for keys in self.buckets.values())
+
+    def __len__(self) -> int:
+        return sum(len(keys) for keys in self.buckets.values())
+
+    def expire(self, now_s: float) -> int:
+        """Drop the buckets wholly older than the window; returns how many keys went."""
+        oldest = self.bucket_of(now_s - self.window_s)
+        gone = [bucket for bucket in self.buckets if bucket < oldest]
+        dropped = sum(len(self.buckets[bucket]) for bucket in gone)
+        for bucket in gone:
+            del self.buckets[bucket]
+        return dropped
+
+    def packed(self) -> Iterator[tuple[int, bytes]]:
+        """Each bucket as (index, its digests as 16 bytes each): for a checkpoint."""
+        for bucket, keys in sorted(self.buckets.items()):
+            yield bucket, b"".join(digest.to_bytes(DIGEST_BYTES, "big") for digest in keys)
+
+    def load(self, packed: Iterable[tuple[int, bytes]], width_s: float) -> None:
+        """Add buckets written by ``packed`` with buckets ``width_s`` wide (a checkpoint
+        written under another window setting is re-bucketed by each bucket's start)."""
+        for bucket, data in packed:
+            keys = self.buckets.setdefault(self.bucket_of(bucket * width_s), set())
+            for start in range(0, len(data) - DIGEST_BYTES + 1, DIGEST_BYTES):
+                keys.add(int.from_bytes(data[start : start + DIGEST_BYTES], "big"))
