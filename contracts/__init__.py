@@ -31,6 +31,18 @@ from contracts.events import (
 )
 from contracts.failure import ErrorInfo, FailureCause
 from contracts.heartbeat import Heartbeat, RunningAttempt
+from contracts.limits import (
+    DEFAULT_LIMITS,
+    LimitExceeded,
+    Limits,
+    NotReadable,
+    ReadableJson,
+    TooLarge,
+    check_args,
+    check_json,
+    check_result,
+    check_value,
+)
 from contracts.policy import AT_MOST_ONCE, RetryPolicy
 from contracts.trigger import MAX_TRIGGER_BYTES, TRIGGER_CONTENT_TYPE, TriggerV1
 from contracts.work import (
@@ -46,6 +58,7 @@ __all__ = [
     "ATTEMPT_HEADER",
     "AT_MOST_ONCE",
     "BATCH_ADAPTER",
+    "DEFAULT_LIMITS",
     "DUE_AT_HEADER",
     "EVENT_ADAPTER",
     "EVENT_TYPES",
@@ -70,13 +83,22 @@ __all__ = [
     "FailureCause",
     "Heartbeat",
     "Json",
+    "LimitExceeded",
+    "Limits",
+    "NotReadable",
+    "ReadableJson",
     "RerunRequested",
     "RetryPolicy",
     "RetryScheduled",
     "RunningAttempt",
+    "TooLarge",
     "TriggerV1",
     "WireModel",
     "WorkMessage",
+    "check_args",
+    "check_json",
+    "check_result",
+    "check_value",
     "decode",
     "decode_batch",
     "decode_event",

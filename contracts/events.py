@@ -11,8 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from contracts.base import Json, UtcDatetime, WireModel
+from contracts.base import UtcDatetime, WireModel
 from contracts.failure import ErrorInfo, FailureCause
+from contracts.limits import ReadableJson
 from contracts.policy import RetryPolicy
 
 
@@ -39,8 +40,8 @@ class ExecutionRequested(EventBase):
 
     type: Literal["execution_requested.v2"] = "execution_requested.v2"
     target: str
-    args: tuple[Json, ...] = ()
-    kwargs: dict[str, Json] = Field(default_factory=dict)
+    args: tuple[ReadableJson, ...] = ()
+    kwargs: dict[str, ReadableJson] = Field(default_factory=dict)
     parent_id: str | None = None
     idempotency_key: str | None = None
     source: str = "api"
@@ -58,7 +59,7 @@ class AttemptSucceeded(EventBase):
     """The attempt's function returned ``result``."""
 
     type: Literal["attempt_succeeded.v1"] = "attempt_succeeded.v1"
-    result: Json = None
+    result: ReadableJson = None
 
 
 class AttemptFailed(EventBase):
@@ -82,7 +83,7 @@ class ExecutionSucceeded(EventBase):
     """Terminal: the execution's result."""
 
     type: Literal["execution_succeeded.v1"] = "execution_succeeded.v1"
-    result: Json = None
+    result: ReadableJson = None
 
 
 class ExecutionFailed(EventBase):

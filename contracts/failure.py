@@ -15,6 +15,14 @@ class FailureCause(StrEnum):
     TIMEOUT = "timeout"
     REJECTED = "rejected"
     """The request could not be run at all (say, no worker serves its target)."""
+    RESULT_TOO_LARGE = "result_too_large"
+    """The function returned, but its result is over the result size limit
+    (``contracts.limits``): it is not recorded, and the attempt follows its policy."""
+    RESULT_NOT_READABLE = "result_not_readable"
+    """The function returned something JSON would not carry back as it was (nested too
+    deep, an integer past 64 bits, NaN): not recorded; the attempt follows its policy.
+    Added to ``attempt_failed.v1`` / ``execution_failed.v1`` as new enum values: older
+    readers that do not know them refuse such events, newer ones read every old event."""
 
 
 class ErrorInfo(WireModel):

@@ -12,10 +12,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from contracts.base import Json, WireModel
+from contracts.base import WireModel
+from contracts.limits import DEFAULT_LIMITS, ReadableJson
 
 TRIGGER_CONTENT_TYPE = "application/json"
-MAX_TRIGGER_BYTES = 1_048_576
+MAX_TRIGGER_BYTES = DEFAULT_LIMITS.max_trigger_bytes
 """Bodies above 1 MiB are dead-lettered: a trigger names work, it does not carry data."""
 
 
@@ -24,6 +25,6 @@ class TriggerV1(WireModel):
 
     version: Literal[1] = 1
     target: str = Field(min_length=1, max_length=400)
-    args: tuple[Json, ...] = ()
-    kwargs: dict[str, Json] = Field(default_factory=dict)
+    args: tuple[ReadableJson, ...] = ()
+    kwargs: dict[str, ReadableJson] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=400)

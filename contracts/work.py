@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from contracts.base import Json, WireModel
+from contracts.base import WireModel
+from contracts.limits import ReadableJson
 
 ATTEMPT_HEADER = "ricochet-attempt"
 """The attempt this delivery is for (1 for the first run)."""
@@ -35,6 +36,6 @@ class WorkMessage(WireModel):
     type: Literal["work.v1"] = "work.v1"
     execution_id: str = Field(min_length=1)
     target: str = Field(min_length=1)
-    args: tuple[Json, ...] = ()
-    kwargs: dict[str, Json] = Field(default_factory=dict)
+    args: tuple[ReadableJson, ...] = ()
+    kwargs: dict[str, ReadableJson] = Field(default_factory=dict)
     parent_id: str | None = None
