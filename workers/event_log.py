@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from aio_pika.abc import AbstractChannel, AbstractExchange
 
-from contracts import Event
+from contracts import DEFAULT_LIMITS, Event, Limits
 from workers.group_commit import GroupCommitter
 from workers.topology import Names
 
@@ -19,15 +19,21 @@ from workers.topology import Names
 class EventRecorder:
     """Publishes events to the log's exchange and returns once the broker confirmed them."""
 
-    def __init__(self, exchange: AbstractExchange) -> None:
-        self._committer = GroupCommitter(exchange)
+    def __init__(self, exchange: AbstractExchange, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._committer = GroupCommitter(exchange, max_bytes=limits.max_message_bytes)
 
     @classmethod
-    async def open(cls, channel: AbstractChannel, names: Names) -> EventRecorder:
-        return cls(await channel.get_exchange(names.events, ensure=False))
+    async def open(
+        cls, channel: AbstractChannel, names: Names, limits: Limits = DEFAULT_LIMITS
+    ) -> EventRecorder:
+        return cls(await channel.get_exchange(names.events, ensure=False), limits)
 
     async def record(self, events: Sequence[Event]) -> None:
-        """Record facts that must not be lost: retries through broker trouble until confirmed."""
+        """Record facts that must not be lost: retries through broker trouble until confirmed.
+
+        Events that cannot be written, or are too large for one message, raise
+        ``LimitExceeded`` at once (nothing of them is sent; see ``workers.group_commit``).
+        """
         await self._committer.commit(events)
 
     async def record_once(self, events: Sequence[Event], claim: str) -> None:

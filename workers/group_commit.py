@@ -14,6 +14,12 @@ What each caller is promised does not change:
   ack, running a body, publishing a retry) runs ahead of the log;
 - a one-try caller (a claim) fails when its message does; the others are
   published again, after a pause, until confirmed.
+
+One caller's events can never spoil a message for the others: each caller's
+events are encoded on their own when handed over, and a caller whose events
+cannot be written as JSON, or alone would be over the message size limit
+(``contracts.limits``), fails at once with ``LimitExceeded`` and joins no
+message. Messages are cut by bytes as well as by events.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractExchange
 
-from contracts import Event, encode_batch
+from contracts import DEFAULT_LIMITS, Event, NotReadable, TooLarge, encode_batch
 from workers.broker import TRANSIENT, closed_for_good, persistent_message, publish, retry_pause
 from workers.end_of_turn import EndOfTurn
 from workers.logs import get_logger
@@ -41,7 +47,10 @@ MAX_IN_FLIGHT = 4
 """Messages awaiting confirms at once: enough to keep the broker busy, few enough
 that callers arriving meanwhile pile up into the next message."""
 MAX_EVENTS = 2000
-"""Events in one message at most (about 500 kB)."""
+"""Events in one message at most (about 500 kB when they carry little data)."""
+MAX_BYTES = DEFAULT_LIMITS.max_message_bytes
+"""Bytes in one message at most: far below what the broker takes (an event of one
+execution made a 64 MB message unpublishable for every caller in it)."""
 
 
 @dataclass(slots=True)
@@ -49,6 +58,8 @@ class _Waiting:
     """One caller's events, and the future it waits on."""
 
     events: Sequence[Event]
+    body: bytes
+    """The events as a JSON array, encoded when handed over."""
     claim: str | None
     done: asyncio.Future[None]
     tries: int = 0
@@ -61,6 +72,7 @@ class GroupCommitter:
     exchange: AbstractExchange
     max_in_flight: int = MAX_IN_FLIGHT
     max_events: int = MAX_EVENTS
+    max_bytes: int = MAX_BYTES
     _waiting: list[_Waiting] = field(default_factory=list)
     _in_flight: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -74,14 +86,30 @@ class GroupCommitter:
 
         Without ``claim``, broker trouble is waited out; with one, the first
         failure raises (a ``TRANSIENT`` error: the caller must find out whether
-        ``claim`` landed, see ``CLAIMS_HEADER``).
+        ``claim`` landed, see ``CLAIMS_HEADER``). Events that cannot be written, or
+        would not fit in a message alone, raise ``LimitExceeded`` before anything is sent.
         """
         if not events:
             return
+        body = self._encode(events)
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(events, claim, done))
+        self._waiting.append(_Waiting(events, body, claim, done))
         self._flush.plan()
         await done
+
+    def _encode(self, events: Sequence[Event]) -> bytes:
+        """This caller's events alone, or the reason they cannot join any message."""
+        ids = sorted({event.execution_id for event in events})[:3]
+        try:
+            body = encode_batch(list(events))
+        except TypeError as err:
+            raise NotReadable(f"events of {ids} cannot be written as JSON: {err}") from err
+        if len(body) > self.max_bytes:
+            raise TooLarge(
+                f"events of {ids} are {len(body)} bytes, over the limit of {self.max_bytes}"
+                " bytes for one message"
+            )
+        return body
 
     def _publish_waiting(self) -> None:
         """At the end of a turn of the loop, so callers woken together share a message."""
@@ -93,13 +121,17 @@ class GroupCommitter:
             task.add_done_callback(self._tasks.discard)
 
     def _take_group(self) -> list[_Waiting]:
-        """Whole callers, oldest first, up to ``max_events`` (at least one caller)."""
-        count, size = 0, 0
+        """Whole callers, oldest first, up to ``max_events`` and ``max_bytes`` (at least one)."""
+        count, size, nbytes = 0, 0, 0
         for waiting in self._waiting:
-            if count and size + len(waiting.events) > self.max_events:
+            if count and (
+                size + len(waiting.events) > self.max_events
+                or nbytes + len(waiting.body) > self.max_bytes
+            ):
                 break
             count += 1
             size += len(waiting.events)
+            nbytes += len(waiting.body)
         group, self._waiting = self._waiting[:count], self._waiting[count:]
         return [waiting for waiting in group if not waiting.done.done()]
 
@@ -115,7 +147,7 @@ class GroupCommitter:
     async def _send(self, group: list[_Waiting]) -> None:
         claims = [waiting.claim for waiting in group if waiting.claim is not None]
         message = persistent_message(
-            encode_batch([event for waiting in group for event in waiting.events]),
+            _joined([waiting.body for waiting in group]),
             headers={CLAIMS_HEADER: " ".join(claims)} if claims else None,
             type_=BATCH_TYPE,
         )
@@ -151,6 +183,13 @@ class GroupCommitter:
     def _requeue(self, again: list[_Waiting]) -> None:
         self._waiting[:0] = [waiting for waiting in again if not waiting.done.done()]
         self._flush.plan()
+
+
+def _joined(bodies: list[bytes]) -> bytes:
+    """JSON arrays joined into one: ``[a,b]`` and ``[c]`` make ``[a,b,c]``."""
+    if len(bodies) == 1:
+        return bodies[0]
+    return b"[" + b",".join(memoryview(body)[1:-1] for body in bodies) + b"]"
 
 
 def _settle(group: list[_Waiting], err: BaseException | None) -> None:

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractExchange
 
-from contracts import AttemptStarted
+from contracts import AttemptStarted, AttemptSucceeded, NotReadable, TooLarge
 from tests.unit import builders
 from workers.group_commit import CLAIMS_HEADER, GroupCommitter
 
@@ -99,3 +99,52 @@ async def test_a_cancelled_caller_is_left_out_of_later_messages() -> None:
     await commit.commit([started("kept")])
     await busy
     assert exchange.execution_ids() == [["busy"], ["kept"]]
+
+
+def succeeded(execution_id: str, result: Any) -> AttemptSucceeded:
+    return AttemptSucceeded.model_construct(  # made as a buggy writer might, unvalidated
+        event_id=f"{execution_id}/1/succeeded",
+        execution_id=execution_id,
+        attempt=1,
+        at=builders.T0,
+        worker="w",
+        result=result,
+    )
+
+
+async def test_a_caller_whose_events_cannot_be_encoded_fails_alone() -> None:
+    """On main one caller's unwritable value failed the shared message for everyone in it."""
+    exchange = FlakyExchange()
+    commit = committer(exchange)
+    results = await asyncio.gather(
+        commit.commit([started("before")]),
+        commit.commit([succeeded("bad", 2**70)]),
+        commit.commit([started("after")]),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], NotReadable)
+    assert "bad" in str(results[1])
+    assert results[2] is None
+    assert exchange.execution_ids() == [["before", "after"]]
+
+
+async def test_a_caller_too_large_for_any_message_fails_alone() -> None:
+    exchange = FlakyExchange()
+    commit = GroupCommitter(cast(AbstractExchange, exchange), max_in_flight=1, max_bytes=10_000)
+    results = await asyncio.gather(
+        commit.commit([started("small")]),
+        commit.commit([succeeded("huge", "x" * 10_000)]),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], TooLarge)
+    assert exchange.execution_ids() == [["small"]]
+
+
+async def test_messages_are_cut_by_bytes_as_well_as_by_events() -> None:
+    exchange = FlakyExchange()
+    commit = GroupCommitter(cast(AbstractExchange, exchange), max_in_flight=1, max_bytes=10_000)
+    await asyncio.gather(*(commit.commit([succeeded(f"e{i}", "x" * 3_000)]) for i in range(5)))
+    assert exchange.execution_ids() == [["e0", "e1", "e2"], ["e3", "e4"]]
+    assert all(len(message.body) <= 10_000 for message in exchange.published)
