@@ -129,7 +129,16 @@ class Supervisor:
             raise
         except Exception:
             log.exception("supervisor.take_over_failed")
+            await self._stand_down()
             self.active = False
+
+    async def _stand_down(self) -> None:
+        """Undo a take-over that failed half-way, so the next one starts clean."""
+        if self._follower is not None:
+            await self._follower.stop()
+            self._follower = None
+        self._reached.clear()
+        self.resumed_from = self.last_checkpoint = self.first_offset_read = None
 
     async def _take_over(self) -> None:
         """Load the latest checkpoint, read the log after it, then judge every heartbeat
@@ -141,7 +150,7 @@ class Supervisor:
             self._checkpoints.latest(), tail_offset(self._connection, self.names)
         )
         start = self._restore(loaded)
-        if self._catch_up_to < 0 or self._catch_up_to <= self.last_checkpoint_offset(loaded):
+        if self._catch_up_to <= (-1 if loaded is None else loaded.offset):
             self._reached.set()
         channel = await stream_channel(self._connection)
         self._channels.append(channel)
@@ -174,10 +183,6 @@ class Supervisor:
         checkpoint.restore(self.watch, loaded, self._monotonic())
         self.resumed_from = self.last_checkpoint = loaded.offset
         return loaded.offset + 1
-
-    @staticmethod
-    def _checkpointed_offset(loaded: checkpoint.Checkpoint | None) -> int:
-        return -1 if loaded is None else loaded.offset
 
     def _on_entry(self, entry: Entry) -> None:
         if self.first_offset_read is None:
