@@ -35,6 +35,7 @@ from tests.bench.supervision import (
     in_namespace,
     isolated,
     progress,
+    run_cleanly,
     watching,
 )
 from tests.bench.support import delete_namespace, delete_objects
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_intake", description=__doc__)
     parser.add_argument("--executions", type=int, default=10_000, help="no-ops per measurement")
     args = parser.parse_args(argv)
-    print(asyncio.run(run(args.executions)))
+    print(run_cleanly(run(args.executions)))
     return 0
 
 

@@ -18,7 +18,6 @@ lost attempt is recorded within loss window + heartbeat + 1 s (4.5 s).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 import uuid
@@ -36,6 +35,7 @@ from tests.bench.supervision import (
     isolated,
     logged_after,
     progress,
+    run_cleanly,
     watching,
 )
 from tests.bench.support import WorkerProcess
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sizes", type=int, nargs="+", default=[20_000, 200_000], help="executions in the log"
     )
     args = parser.parse_args(argv)
-    print(asyncio.run(run(args.sizes)))
+    print(run_cleanly(run(args.sizes)))
     return 0
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
 import aio_pika
 import orjson
@@ -52,6 +55,13 @@ def create_vhost() -> str:
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     return vhost
+
+
+def run_cleanly(main: Coroutine[Any, Any, str]) -> str:
+    """``asyncio.run``, with SIGTERM (``timeout``, say) handled like Ctrl-C, so the
+    clean-up still runs: workers stopped, vhost deleted."""
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    return asyncio.run(main)
 
 
 @asynccontextmanager
