@@ -8,6 +8,13 @@ request or start recorded just after the end from reviving one. Everything
 here can be written to a checkpoint and restored from it, so a supervisor that
 takes over reads only the log after that checkpoint (SPEC section 8).
 
+Lazily: the supervisor reads every event of a busy log, but decides about very
+few (a lost worker, a lost retry, a dead letter). So it keeps each live
+execution's events as parsed JSON, reads from them only the few fields that
+say what to watch (type, execution, attempt, a retry's due time), and validates
+and folds them into an ``ExecutionState`` only when a decision needs one. An
+event that does not validate then is left out of the fold and counted.
+
 Pure: time comes in as data (monotonic seconds for the vigil, event times for
 keys), and nothing here touches the broker.
 """
@@ -15,18 +22,14 @@ keys), and nothing here touches the broker.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
 
-from contracts import (
-    AttemptFailed,
-    AttemptStarted,
-    AttemptSucceeded,
-    Event,
-    ExecutionRequested,
-    RetryScheduled,
-)
+from contracts import EVENT_ADAPTER, Event
+from contracts.upcasting import upcast
 from engine.keys import KeyWindow, key_digest
 from engine.projection import Projection
 from engine.state import ExecutionState, Status
@@ -38,10 +41,65 @@ after the end cannot revive one. Later stragglers (a zombie's outcome, seconds o
 need no memory: only a request or a start makes the supervisor watch an execution.
 A bigger memory only made a busy worker's memory climb (2 MB per 10,000)."""
 
-BEGINNINGS = (ExecutionRequested, AttemptStarted)
+RawEvent = dict[str, Any]
+"""One event as parsed JSON, not yet validated."""
+AttemptKey = tuple[str, int]
+
+
+class Kind(Enum):
+    """What an event means to the supervisor."""
+
+    REQUESTED = "requested"
+    STARTED = "started"
+    ATTEMPT_ENDED = "attempt ended"
+    RETRY_SCHEDULED = "retry scheduled"
+    ENDED = "ended"
+    OTHER = "other"
+
+
+KINDS = {
+    "execution_requested": Kind.REQUESTED,
+    "attempt_started": Kind.STARTED,
+    "attempt_succeeded": Kind.ATTEMPT_ENDED,
+    "attempt_failed": Kind.ATTEMPT_ENDED,
+    "retry_scheduled": Kind.RETRY_SCHEDULED,
+    "execution_succeeded": Kind.ENDED,
+    "execution_failed": Kind.ENDED,
+    "child_reused": Kind.OTHER,
+    "rerun_requested": Kind.OTHER,
+}
+"""By type name without its version: a new version of a type means the same thing."""
+BEGINNINGS = frozenset({Kind.REQUESTED, Kind.STARTED})
 """The events that can make the supervisor watch an execution it does not know."""
 
-AttemptKey = tuple[str, int]
+
+def kind_of(raw: RawEvent) -> Kind | None:
+    type_ = raw.get("type")
+    if not isinstance(type_, str):
+        return None
+    return KINDS.get(type_.partition(".")[0])
+
+
+def as_time(value: object) -> datetime | None:
+    """An event time as written (ISO 8601), or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+@dataclass(slots=True)
+class Live:
+    """One live execution: its events as read, a few hints, and its fold when made."""
+
+    events: list[RawEvent] = field(default_factory=list)
+    scheduled_by: str | None = None
+    awaiting: int | None = None
+    """The attempt a recorded retry waits for, until an attempt at least that late starts."""
+    due_at: str | None = None
+    folded: ExecutionState | None = None
 
 
 @dataclass(slots=True)
@@ -50,87 +108,144 @@ class Watch:
 
     vigil: Vigil
     keys: KeyWindow
-    projection: Projection = field(default_factory=Projection)
+    live: dict[str, Live] = field(default_factory=dict)
     ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    scheduled_by: dict[str, str | None] = field(default_factory=dict)
     recovered: set[AttemptKey] = field(default_factory=set)
     ended_memory: int = ENDED_MEMORY
+    malformed: int = 0
+    """Events left out: not even the fields the watch reads, or not valid when folded."""
 
     def note(self, event: Event, now: float) -> None:
-        """Fold one event in (``now``: monotonic seconds), keeping the vigil in step."""
-        if isinstance(event, ExecutionRequested) and event.idempotency_key is not None:
-            self.keys.add(key_digest(event.idempotency_key), event.at.timestamp())
-        if event.execution_id in self.ended:
-            return
-        if event.execution_id not in self.projection.executions and not isinstance(
-            event, BEGINNINGS
-        ):
-            return  # a straggler of an execution ended and forgotten: nothing left to watch
-        state = self.projection.apply(event)
-        key = (event.execution_id, event.attempt)
-        if isinstance(event, AttemptStarted):
-            self.vigil.started(key, now)
-        elif isinstance(event, AttemptSucceeded | AttemptFailed):
-            self.vigil.ended(key)
-        elif isinstance(event, RetryScheduled):
-            self.scheduled_by[event.execution_id] = event.worker
-        if state.is_terminal:
-            self.forget(state)
+        """Fold in a validated event (one the supervisor recorded itself, say)."""
+        self.note_raw(dict(event.model_dump(mode="json")), now)
 
-    def forget(self, state: ExecutionState) -> None:
+    def note_raw(self, raw: RawEvent, now: float) -> None:
+        """Take one event as read (``now``: monotonic seconds); validation waits for a
+        decision that needs it."""
+        kind, execution_id, attempt = kind_of(raw), raw.get("execution_id"), raw.get("attempt")
+        if kind is None or not isinstance(execution_id, str) or type(attempt) is not int:
+            self.malformed += 1
+            return
+        if kind is Kind.REQUESTED:
+            self._note_key(raw)
+        if execution_id in self.ended:
+            return
+        live = self.live.get(execution_id)
+        if live is None:
+            if kind not in BEGINNINGS:
+                return  # a straggler of an execution ended and forgotten: nothing to watch
+            live = self.live[execution_id] = Live()
+        live.events.append(raw)
+        live.folded = None
+        self._follow(live, kind, (execution_id, attempt), raw, now)
+
+    def _follow(self, live: Live, kind: Kind, key: AttemptKey, raw: RawEvent, now: float) -> None:
+        if kind is Kind.STARTED:
+            self.vigil.started(key, now)
+            if live.awaiting is not None and key[1] >= live.awaiting:
+                live.awaiting = live.due_at = None
+        elif kind is Kind.ATTEMPT_ENDED:
+            self.vigil.ended(key)
+        elif kind is Kind.RETRY_SCHEDULED:
+            worker, due, next_attempt = (
+                raw.get("worker"),
+                raw.get("due_at"),
+                raw.get("next_attempt"),
+            )
+            live.scheduled_by = worker if isinstance(worker, str) else None
+            live.due_at = due if isinstance(due, str) else None
+            live.awaiting = next_attempt if type(next_attempt) is int else key[1] + 1
+        elif kind is Kind.ENDED:
+            self.forget(key[0])
+
+    @staticmethod
+    def _expect_retry(live: Live, raw: RawEvent, failed_attempt: int) -> None:
+        worker, due, awaiting = raw.get("worker"), raw.get("due_at"), raw.get("next_attempt")
+        live.scheduled_by = worker if isinstance(worker, str) else None
+        live.due_at = due if isinstance(due, str) else None
+        live.awaiting = awaiting if type(awaiting) is int else failed_attempt + 1
+
+    def _note_key(self, raw: RawEvent) -> None:
+        key, at = raw.get("idempotency_key"), as_time(raw.get("at"))
+        if isinstance(key, str) and at is not None:
+            self.keys.add(key_digest(key), at.timestamp())
+
+    def forget(self, execution_id: str) -> None:
         """An execution ended: nothing of it is kept but its id, for a while."""
-        self.projection.executions.pop(state.execution_id, None)
-        self.scheduled_by.pop(state.execution_id, None)
-        for attempt in state.attempts:
-            self.vigil.ended((state.execution_id, attempt.number))
-            self.recovered.discard((state.execution_id, attempt.number))
-        self.recovered.discard((state.execution_id, state.next_attempt))
-        self.ended[state.execution_id] = None
+        live = self.live.pop(execution_id, None)
+        for raw in live.events if live is not None else ():
+            attempt = raw.get("attempt")
+            if type(attempt) is int:
+                self.vigil.ended((execution_id, attempt))
+                self.recovered.discard((execution_id, attempt))
+                self.recovered.discard((execution_id, attempt + 1))
+        self.ended[execution_id] = None
         while len(self.ended) > self.ended_memory:
             self.ended.popitem(last=False)
 
-    def live(self) -> list[ExecutionState]:
-        return list(self.projection.executions.values())
+    def state_of(self, execution_id: str) -> ExecutionState | None:
+        """The fold of a live execution's valid events (made now, kept until the next)."""
+        live = self.live.get(execution_id)
+        if live is None:
+            return None
+        if live.folded is None:
+            projection = Projection()
+            for event in self._valid(live.events):
+                projection.apply(event)
+            live.folded = projection.get(execution_id)
+        return live.folded
 
-    def retry_was_lost(
-        self,
-        state: ExecutionState,
-        now: datetime,
-        bound: timedelta,
-        alive: Callable[[str | None], bool],
-    ) -> bool:
-        """Due longer than ``bound`` ago, never started, not yet re-published, and
-        whoever scheduled it is silent (it died between recording and publishing)."""
-        if state.status is not Status.RETRY_SCHEDULED or state.next_due_at is None:
-            return False
-        if (state.execution_id, state.next_attempt) in self.recovered:
-            return False
-        overdue = now - state.next_due_at > bound
-        return overdue and not alive(self.scheduled_by.get(state.execution_id))
+    def _valid(self, events: Iterable[RawEvent]) -> Iterator[Event]:
+        for raw in events:
+            try:
+                yield EVENT_ADAPTER.validate_python(upcast(raw))
+            except Exception:  # invalid, overflowing, too deep: left out, and counted
+                self.malformed += 1
+
+    def states(self) -> Iterator[ExecutionState]:
+        for execution_id in list(self.live):
+            state = self.state_of(execution_id)
+            if state is not None:
+                yield state
+
+    def lost_retries(
+        self, now: datetime, bound: timedelta, alive: Callable[[str | None], bool]
+    ) -> Iterator[ExecutionState]:
+        """Retries due longer than ``bound`` ago, never started, not yet re-published, and
+        whose scheduler is silent (it died between recording and publishing them)."""
+        for execution_id, live in list(self.live.items()):
+            due = as_time(live.due_at)
+            if due is None or now - due <= bound or alive(live.scheduled_by):
+                continue
+            state = self.state_of(execution_id)
+            if state is None or state.status is not Status.RETRY_SCHEDULED:
+                continue
+            if (execution_id, state.next_attempt) not in self.recovered:
+                yield state
+
+    def events_of_live(self) -> dict[str, list[RawEvent]]:
+        """Each live execution's events as read: what a checkpoint keeps."""
+        return {execution_id: live.events for execution_id, live in self.live.items()}
 
     def restore(
         self,
-        states: Iterable[ExecutionState],
+        live: dict[str, list[RawEvent]],
         ended: Iterable[str],
-        scheduled_by: dict[str, str | None],
         recovered: Iterable[AttemptKey],
         now: float,
     ) -> None:
         """Take over what a checkpoint says; running attempts get a full loss window."""
-        for state in states:
-            self.projection.executions[state.execution_id] = state
-            if state.status is Status.RUNNING:
-                self.vigil.started((state.execution_id, state.next_attempt), now)
         for execution_id in ended:
             self.ended[execution_id] = None
-        self.scheduled_by.update(scheduled_by)
+        for events in live.values():
+            for raw in events:
+                self.note_raw(raw, now)
         self.recovered.update(recovered)
 
     def clear(self) -> None:
         """Forget everything (a take-over starts from its checkpoint, not from leftovers)."""
-        self.projection.executions.clear()
+        self.live.clear()
         self.vigil.vouched.clear()
         self.keys.buckets.clear()
         self.ended.clear()
-        self.scheduled_by.clear()
         self.recovered.clear()

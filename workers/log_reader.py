@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -55,6 +56,8 @@ class Entry:
     """Why the body could not be decoded (then ``events`` is empty), else None."""
     size: int = 0
     """The body's length in bytes: lets a reader bound what it holds by bytes, not count."""
+    raw: tuple[Any, ...] = ()
+    """The events as parsed JSON, not validated: what a ``RawLogFollower`` delivers."""
 
 
 Handler = Callable[[Entry], Awaitable[None] | None]
@@ -96,7 +99,7 @@ class LogFollower:
             offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
             if self.last_offset is not None and offset <= self.last_offset:
                 return
-            entry = _entry(offset, message.body, message.message_id, _claims(message))
+            entry = self._decode(offset, message)
             self.unreadable += entry.unreadable is not None
             self.last_offset = offset
             self._arguments["x-stream-offset"] = offset + 1
@@ -108,6 +111,30 @@ class LogFollower:
             if self._unacked >= ACK_EVERY:
                 self._unacked = 0
                 await message.ack(multiple=True)
+
+    def _decode(self, offset: int, message: AbstractIncomingMessage) -> Entry:
+        return _entry(offset, message.body, message.message_id, _claims(message))
+
+
+class RawLogFollower(LogFollower):
+    """A follower that only parses the JSON of each message and validates nothing.
+
+    For the supervisor, which reads every event but decides about few: it
+    validates the events of an execution when a decision needs them
+    (``engine.watch``), instead of every event of a busy log as it passes.
+    """
+
+    def _decode(self, offset: int, message: AbstractIncomingMessage) -> Entry:
+        body, claims = message.body, _claims(message)
+        try:
+            items = orjson.loads(body)
+            if not isinstance(items, list):
+                raise DecodeError(f"a stream message is a JSON array, not {type(items).__name__}")
+        except Exception as err:  # whatever the reason: skip it, and say so
+            reason = unreadable_reason(err)
+            log.warning("event_log.unreadable_message", offset=offset, reason=reason)
+            return Entry(offset, (), message.message_id, claims, unreadable=reason, size=len(body))
+        return Entry(offset, (), message.message_id, claims, size=len(body), raw=tuple(items))
 
 
 REASON_CHARS = 300

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import (
@@ -16,7 +18,6 @@ from contracts import (
 )
 from engine import (
     ExecutionState,
-    Projection,
     RecordFailure,
     Rejected,
     RejectExecution,
@@ -104,14 +105,16 @@ class Recovery:
         await self._settler.schedule(retry)
 
     async def abandon(
-        self, message: AbstractIncomingMessage, projection: Projection
+        self,
+        message: AbstractIncomingMessage,
+        state_of: Callable[[str], ExecutionState | None],
     ) -> tuple[Event, ...]:
         """A dead-lettered work message: its execution cannot go on, so it ends failed."""
         try:
             work = decode(WorkMessage, message.body)
         except DecodeError:
             return ()
-        state = projection.get(work.execution_id)
+        state = state_of(work.execution_id)
         if state is None or state.status not in (Status.PENDING, Status.RETRY_SCHEDULED):
             return ()
         reason = str((message.headers or {}).get(REASON_HEADER) or _broker_reason(message))

@@ -18,7 +18,7 @@ from datetime import timedelta
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from contracts import DecodeError, Event, Heartbeat, decode
-from engine import Projection, Status
+from engine import Status
 from engine.keys import KeyWindow
 from engine.vigil import Vigil
 from engine.watch import Watch
@@ -27,7 +27,7 @@ from workers.checkpoint_log import CheckpointLog
 from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
 from workers.intake import TriggerIntake
-from workers.log_reader import Entry, LogFollower, stream_channel, tail_offset
+from workers.log_reader import Entry, RawLogFollower, stream_channel, tail_offset
 from workers.logs import get_logger
 from workers.recovery import Recovery
 from workers.settings import Settings
@@ -77,15 +77,10 @@ class Supervisor:
         self._catch_up_to = -1
         self._activated_at = 0.0
         self._channels: list[AbstractChannel] = []
-        self._follower: LogFollower | None = None
+        self._follower: RawLogFollower | None = None
         self._judge_task: asyncio.Task[None] | None = None
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._activation: asyncio.Task[None] | None = None
-
-    @property
-    def projection(self) -> Projection:
-        """The live executions (ended ones are forgotten)."""
-        return self.watch.projection
 
     @property
     def vigil(self) -> Vigil:
@@ -154,7 +149,7 @@ class Supervisor:
             self._reached.set()
         channel = await stream_channel(self._connection)
         self._channels.append(channel)
-        self._follower = LogFollower(channel, self.names, self._on_entry)
+        self._follower = RawLogFollower(channel, self.names, self._on_entry)
         await self._follower.start(start)
         await self._reached.wait()
         self.vigil.restart_clock(self._monotonic())
@@ -164,7 +159,7 @@ class Supervisor:
             offset=self._catch_up_to,
             from_checkpoint=self.resumed_from,
             running=len(self.vigil.vouched),
-            live=len(self.projection.executions),
+            live=len(self.watch.live),
             keys=len(self.watch.keys),
             seconds=round(self._monotonic() - self._activated_at, 3),
         )
@@ -187,8 +182,12 @@ class Supervisor:
     def _on_entry(self, entry: Entry) -> None:
         if self.first_offset_read is None:
             self.first_offset_read = entry.offset
-        for event in entry.events:
-            self.note(event)
+        now = self._monotonic()
+        for raw in entry.raw:
+            if isinstance(raw, dict):
+                self.watch.note_raw(raw, now)
+            else:
+                self.watch.malformed += 1
         if entry.offset >= self._catch_up_to:
             self._reached.set()
 
@@ -217,7 +216,7 @@ class Supervisor:
         log.info(
             "supervisor.checkpointed",
             offset=offset,
-            live=len(self.projection.executions),
+            live=len(self.watch.live),
             keys=len(self.watch.keys),
             bytes=len(body),
         )
@@ -247,14 +246,13 @@ class Supervisor:
         for key in self.vigil.overdue(now):
             await self._declare_lost(*key)
         bound = timedelta(seconds=self.settings.retry_recovery_s)
-        for state in self.watch.live():
-            if self.watch.retry_was_lost(state, self._clock(), bound, self._alive):
-                self.watch.recovered.add((state.execution_id, state.next_attempt))
-                await self._recovery.republish(state)
+        for state in list(self.watch.lost_retries(self._clock(), bound, self._alive)):
+            self.watch.recovered.add((state.execution_id, state.next_attempt))
+            await self._recovery.republish(state)
 
     async def _declare_lost(self, execution_id: str, attempt: int) -> None:
         self.vigil.ended((execution_id, attempt))
-        state = self.projection.get(execution_id)
+        state = self.watch.state_of(execution_id)
         if state is None or state.status is not Status.RUNNING or state.next_attempt != attempt:
             return
         worker = state.attempts[-1].worker if state.attempts else None
@@ -299,7 +297,7 @@ class Supervisor:
     async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
         """End the execution of a dead-lettered work message (unknown target, poison...)."""
         try:
-            events = await self._recovery.abandon(message, self.projection)
+            events = await self._recovery.abandon(message, self.watch.state_of)
             for event in events:
                 self.note(event)
         finally:

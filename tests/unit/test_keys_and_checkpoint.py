@@ -72,9 +72,9 @@ def test_an_ended_execution_keeps_its_key() -> None:
     seen = watch()
     request = keyed_request("once")
     seen.note(request, 1.0)
-    seen.forget(seen.projection.executions[request.execution_id])
+    seen.forget(request.execution_id)
     assert key_digest("once") in seen.keys
-    assert {} == seen.projection.executions
+    assert {} == seen.live
 
 
 def busy_watch() -> Watch:
@@ -101,9 +101,9 @@ def test_a_checkpoint_restores_what_the_watch_held() -> None:
     checkpoint.restore(after, loaded, now=50.0)
 
     assert 41 == loaded.offset
-    assert before.projection.executions == after.projection.executions
+    assert list(before.states()) == list(after.states())
     assert list(before.ended) == list(after.ended)
-    assert before.scheduled_by == after.scheduled_by
+    assert before.live[EXECUTION].scheduled_by == after.live[EXECUTION].scheduled_by
     assert before.recovered == after.recovered
     assert key_digest("k-1") in after.keys
 
@@ -113,7 +113,7 @@ def test_restored_running_attempts_get_a_full_window() -> None:
     before = busy_watch()
     after = watch()
     checkpoint.restore(after, checkpoint.read(checkpoint.take(before, 7, at(9), "w")), 50.0)
-    running = [s for s in after.live() if s.status is Status.RUNNING]
+    running = [s for s in after.states() if s.status is Status.RUNNING]
     assert 1 == len(running)
     assert {(running[0].execution_id, 1): 50.0} == after.vigil.vouched
 
@@ -145,12 +145,14 @@ def test_an_unreadable_checkpoint_is_refused_never_half_trusted(body: bytes) -> 
 def test_a_retry_is_recovered_only_when_overdue_and_its_scheduler_is_silent() -> None:
     seen = busy_watch()
     seen.recovered.clear()
-    (waiting,) = [s for s in seen.live() if s.status is Status.RETRY_SCHEDULED]
+    (waiting,) = [s for s in seen.states() if s.status is Status.RETRY_SCHEDULED]
     assert waiting.next_due_at is not None
     late = waiting.next_due_at + timedelta(seconds=61)
     bound = timedelta(seconds=60)
-    assert seen.retry_was_lost(waiting, late, bound, alive=lambda worker: False)
-    assert not seen.retry_was_lost(waiting, late, bound, alive=lambda worker: True)
+    assert [waiting] == list(seen.lost_retries(late, bound, alive=lambda worker: False))
+    assert [] == list(seen.lost_retries(late, bound, alive=lambda worker: True))
     early = waiting.next_due_at + timedelta(seconds=59)
-    assert not seen.retry_was_lost(waiting, early, bound, alive=lambda worker: False)
-    assert WORKER_2 != seen.scheduled_by.get(EXECUTION)
+    assert [] == list(seen.lost_retries(early, bound, alive=lambda worker: False))
+    seen.recovered.add((EXECUTION, 2))
+    assert [] == list(seen.lost_retries(late, bound, alive=lambda worker: False))
+    assert WORKER_2 != seen.live[EXECUTION].scheduled_by

@@ -30,7 +30,6 @@ class Supervisor:
 
     def __init__(self, ended_memory: int = 2_000) -> None:
         self.watch = Watch(Vigil(10.0), KeyWindow(86_400.0), ended_memory=ended_memory)
-        self.projection = self.watch.projection
         self.vigil = self.watch.vigil
 
     def note(self, event: Event) -> None:
@@ -56,7 +55,7 @@ def test_a_zombie_retry_after_the_end_is_forgotten_does_not_revive_it() -> None:
 
     supervisor.note(retry_scheduled(1, 5, delay_s=10))  # the zombie's late decision
 
-    assert supervisor.projection.get(EXECUTION) is None
+    assert supervisor.watch.state_of(EXECUTION) is None
     assert not supervisor.vigil.vouched
 
 
@@ -64,7 +63,7 @@ def test_a_start_of_an_unknown_execution_is_watched() -> None:
     """A log that begins after the request (retention) still has its running attempts judged."""
     supervisor = bare_supervisor()
     supervisor.note(started(1, 1))
-    state = supervisor.projection.get(EXECUTION)
+    state = supervisor.watch.state_of(EXECUTION)
     assert state is not None
     assert state.status is Status.RUNNING
     assert (EXECUTION, 1) in supervisor.vigil.vouched
@@ -73,5 +72,41 @@ def test_a_start_of_an_unknown_execution_is_watched() -> None:
 def test_supervisor_keeps_no_state_for_an_unknown_execution_ending() -> None:
     supervisor = bare_supervisor()
     supervisor.note(execution_succeeded(1, 4))
-    assert supervisor.projection.executions == {}
+    assert {} == supervisor.watch.live
     assert {} == supervisor.watch.ended
+
+
+def test_an_event_is_validated_only_when_a_decision_needs_it() -> None:
+    """Given a request with a payload no reader accepts (a bad ``attempt`` type inside is
+    caught at once, a bad payload later), the watch still follows the execution, and
+    the fold leaves the invalid event out and counts it."""
+    seen = bare_supervisor().watch
+    bad_request = {**requested(0).model_dump(mode="json"), "kwargs": "not an object"}
+    seen.note_raw(bad_request, NOW)
+    seen.note_raw(started(1, 1).model_dump(mode="json"), NOW)
+    assert (EXECUTION, 1) in seen.vigil.vouched
+    state = seen.state_of(EXECUTION)
+    assert state is not None
+    assert Status.RUNNING == state.status
+    assert 1 == seen.malformed
+
+
+def test_events_without_the_fields_the_watch_reads_are_counted_and_left_out() -> None:
+    seen = bare_supervisor().watch
+    for raw in (
+        {},
+        {"type": "attempt_started.v1"},
+        {**started(1, 1).model_dump(mode="json"), "attempt": "1"},
+    ):
+        seen.note_raw(raw, NOW)
+    assert 3 == seen.malformed
+    assert {} == seen.live
+
+
+def test_a_straggling_start_does_not_hide_a_waiting_retry() -> None:
+    """A duplicate start of attempt 1 after attempt 2 was scheduled keeps the retry watched."""
+    seen = bare_supervisor().watch
+    for event in (requested(0), started(1, 1), failed(1, 2), retry_scheduled(1, 2, delay_s=10)):
+        seen.note(event, NOW)
+    seen.note(started(1, 1), NOW)
+    assert seen.live[EXECUTION].due_at is not None
