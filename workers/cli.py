@@ -112,6 +112,27 @@ def main(
     envvar="RICOCHET_LOSS_WINDOW",
     help="Seconds of silence after which a running attempt is recorded as worker_lost.",
 )
+@click.option(
+    "--checkpoint-every",
+    type=float,
+    default=5.0,
+    envvar="RICOCHET_CHECKPOINT_S",
+    help="Seconds between the active supervisor's checkpoints (what a take-over starts from).",
+)
+@click.option(
+    "--dedup-window",
+    type=float,
+    default=None,
+    envvar="RICOCHET_DEDUP_WINDOW_S",
+    help="Seconds an idempotency key is remembered (default: the event stream's retention).",
+)
+@click.option(
+    "--trigger-prefetch",
+    type=int,
+    default=256,
+    envvar="RICOCHET_TRIGGER_PREFETCH",
+    help="Triggers the active supervisor takes at once.",
+)
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -122,6 +143,9 @@ def worker(
     grace: float,
     heartbeat: float,
     loss_window: float,
+    checkpoint_every: float,
+    dedup_window: float | None,
+    trigger_prefetch: int,
 ) -> None:
     """Run the tasks declared in MODULES (imported from the current directory too)."""
     sys.path.insert(0, os.getcwd())
@@ -132,6 +156,9 @@ def worker(
         prefetch=prefetch,
         heartbeat_s=heartbeat,
         loss_window_s=loss_window,
+        checkpoint_s=checkpoint_every,
+        dedup_window_s=dedup_window,
+        trigger_prefetch=trigger_prefetch,
     )
     chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
     _run(lambda: commands.run_worker(settings, imported, chosen, grace))
