@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -81,11 +81,13 @@ def kind_of(raw: RawEvent) -> Kind | None:
 
 
 def as_time(value: object) -> datetime | None:
-    """An event time as written (ISO 8601), or None if it is not one."""
+    """An event time as written (ISO 8601, with its zone), in UTC; None if it is not one
+    or cannot be one (a time at the edge of the calendar overflows when moved to UTC)."""
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)
+        return None if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
 

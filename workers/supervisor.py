@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
@@ -70,6 +70,7 @@ class Supervisor:
         """The offset of the last checkpoint this supervisor wrote or took over from."""
         self.resumed_from: int | None = None
         self.first_offset_read: int | None = None
+        self.heartbeats_refused = 0
         self.active = False
         self._last_receipt = float("-inf")
         self.caught_up = asyncio.Event()
@@ -86,6 +87,16 @@ class Supervisor:
     def vigil(self) -> Vigil:
         return self.watch.vigil
 
+    @property
+    def workers_seen(self) -> Mapping[str, float]:
+        """Each worker heard from lately, and when (monotonic seconds)."""
+        return self._last_seen
+
+    @property
+    def unreadable(self) -> int:
+        """Stream messages this supervisor could not read, and skipped (SPEC 7.7)."""
+        return 0 if self._follower is None else self._follower.unreadable
+
     async def start(self) -> None:
         """Join the heartbeat queue; the broker decides whether this one is active."""
         channel = await self._connection.channel(publisher_confirms=False)
@@ -97,6 +108,7 @@ class Supervisor:
     async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
         if len(message.body) > HEARTBEAT_MAX_BYTES:
+            self.heartbeats_refused += 1
             log.warning(
                 "supervisor.heartbeat_refused", bytes=len(message.body), limit=HEARTBEAT_MAX_BYTES
             )

@@ -21,6 +21,7 @@ from contracts import ExecutionRequested
 from tests.integration import tasks
 from tests.integration.harness import eventually, log_events, running_worker
 from tests.integration.processes import Fleet, fleet
+from tests.integration.test_unreadable import overflowing_message, publish_raw
 from workers.client import Client
 from workers.history import read_entries
 from workers.settings import Settings
@@ -241,3 +242,66 @@ async def test_with_no_readable_checkpoint_the_log_is_read_from_the_start(
         assert worker.supervisor.intake.knows(key)
     finally:
         await worker.stop(grace_s=5)
+
+
+async def test_an_unreadable_last_message_does_not_blind_a_new_supervisor(
+    settings: Settings, client: Client
+) -> None:
+    """Given a keyed execution and then an unreadable message as the last on the stream,
+    when a supervisor takes over (from the log), it catches up past the bad message,
+    still knows the key, and a repeated trigger starts nothing."""
+    key = f"blind-{os.urandom(4).hex()}"
+    async with running_worker(settings, tasks.ALL):
+        handle = await client.submit("t.ok", [2], idempotency_key=key)
+        await handle.wait(timeout=30)
+    await only_garbage_checkpoints(settings)
+    await publish_raw(settings, overflowing_message())
+    await publish_raw(settings, b"\x00 not json at all")
+    worker = await take_over(settings)
+    try:
+        assert worker.supervisor is not None
+        assert worker.supervisor.intake.knows(key)
+        assert worker.supervisor.unreadable >= 1
+        await publish_triggers(settings, keyed("t.ok", [key]), "t.ok")
+        await asyncio.sleep(2.0)
+    finally:
+        await worker.stop(grace_s=5)
+    requests = [e for e in await log_events(settings) if isinstance(e, ExecutionRequested)]
+    assert 1 == len(requests)
+
+
+async def publish_heartbeat(settings: Settings, body: bytes) -> None:
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        message = aio_pika.Message(body, content_type="application/json")
+        await channel.default_exchange.publish(message, Names(settings.namespace).supervisor)
+    finally:
+        await connection.close()
+
+
+def heartbeat_of(worker: str, running: int = 0) -> bytes:
+    listed = [{"execution_id": f"{i:032x}", "attempt": 1} for i in range(running)]
+    return orjson.dumps(
+        {"type": "heartbeat.v1", "worker": worker, "at": "2026-11-29T00:00:00Z", "running": listed}
+    )
+
+
+async def test_heartbeats_over_the_limit_are_refused_and_quiet_workers_forgotten(
+    settings: Settings,
+) -> None:
+    """Given an active supervisor, an oversized heartbeat is refused (never decoded) and
+    the supervisor goes on; 50 fake workers that then fall silent are forgotten after a
+    few loss windows, so the table holds the workers alive now."""
+    fast = settings.model_copy(update={"heartbeat_s": 0.2, "loss_window_s": 0.6})
+    async with running_worker(fast, tasks.ALL) as worker:
+        supervisor = worker.supervisor
+        assert supervisor is not None
+        await supervisor.caught_up.wait()
+        await publish_heartbeat(fast, heartbeat_of("huge:1", running=40_000))
+        for index in range(50):
+            await publish_heartbeat(fast, heartbeat_of(f"fake:{index}"))
+        await eventually(lambda: "fake:49" in supervisor.workers_seen, timeout=10)
+        assert "huge:1" not in supervisor.workers_seen
+        assert 1 <= supervisor.heartbeats_refused
+        await eventually(lambda: set(supervisor.workers_seen) == {fast.worker_id}, timeout=10)

@@ -110,3 +110,12 @@ def test_a_straggling_start_does_not_hide_a_waiting_retry() -> None:
         seen.note(event, NOW)
     seen.note(started(1, 1), NOW)
     assert seen.live[EXECUTION].due_at is not None
+
+
+def test_a_time_that_overflows_in_utc_is_no_key_time_and_raises_nothing() -> None:
+    """A forged request at the calendar's edge is still followed; its key just has no time."""
+    seen = bare_supervisor().watch
+    raw = {**requested(0).model_dump(mode="json"), "at": "0001-01-01T00:00:00+01:00"}
+    seen.note_raw(raw, NOW)
+    assert EXECUTION in seen.live
+    assert 0 == len(seen.keys)
