@@ -17,6 +17,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from contracts import AttemptStarted, ExecutionRequested, RetryScheduled
 from tests.bench.bench_core import submit_all
+from tests.bench.broker_cpu import BrokerCpu
 from tests.bench.support import WorkerProcess, delete_namespace, new_namespace, settings_for
 from tests.bench.systems import BACKLOG, Memory
 from tests.bench.tally import Tally
@@ -56,6 +57,7 @@ class RicochetSystem:
     def __init__(self, concurrency: int = 64) -> None:
         self.concurrency = concurrency
         self.replay_per_s = 0.0
+        self.broker_cpu_s: float | None = None
         """Replay rate of the log the last ``drain`` wrote, read back from the broker."""
 
     @asynccontextmanager
@@ -79,11 +81,13 @@ class RicochetSystem:
 
     async def drain(self, executions: int, workers: int) -> float:
         async with self.fresh() as run:
+            broker = BrokerCpu.start()
             await submit_all(run.settings, NOOP, executions)
             tally = Tally(executions)
             await tally.follow(run.connection, run.names)
             await run.spawn(workers, self.concurrency)
             await asyncio.wait_for(tally.done.wait(), timeout=max(120.0, executions / 100))
+            self.broker_cpu_s = broker.elapsed()
             await tally.stop()
             for worker in run.workers:
                 await worker.stop()

@@ -4,6 +4,10 @@
     .venv/bin/python -m tests.bench.suite [--runs 3] [--quick] [--only ricochet]
 
 Workloads (issue 6): (a) 20,000 no-ops drained by one worker process; (b) by two;
+each beside the broker's CPU time per execution (its process's counters, submission
+included), and each peer in two configurations: its defaults, and a 64-message
+window like Ricochet's ``--concurrency 64`` (Celery ``-P solo --prefetch-multiplier
+64``, Dramatiq ``dramatiq_queue_prefetch=64``), issue 10;
 (c) 200 retries due 2 s after failing, lateness; (d) 100 retries due in 10 s,
 then 100 due in 1 s, lateness of the 1 s group; (e) Ricochet's fold and replay
 rates; (f) worker memory after 1,000 and after 100,000 executions. Ceilings:
@@ -35,6 +39,9 @@ from tests.bench.table import render
 from workers.settings import Settings
 
 RICOCHET = "Ricochet"
+WINDOW = 64
+"""The peers' second configuration takes this many messages at once, as Ricochet's
+``--concurrency 64`` does (issue 10)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +72,18 @@ def peers(url: str, only: set[str]) -> list[System]:
         from tests.bench.peers.run import CeleryPeer, DramatiqPeer
     except ImportError as err:  # the bench extra is missing
         raise SystemExit(f"install the peers first: pip install -e '.[dev,bench]' ({err})") from err
-    systems += [CeleryPeer(url), DramatiqPeer(url)]
-    return [system for system in systems if not only or system.name.lower() in only]
+    systems += [
+        CeleryPeer(url),
+        CeleryPeer(url, WINDOW),
+        DramatiqPeer(url),
+        DramatiqPeer(url, WINDOW),
+    ]
+    return [system for system in systems if not only or _chosen(system.name.lower(), only)]
+
+
+def _chosen(name: str, only: set[str]) -> bool:
+    """``--only celery`` takes both of Celery's configurations; ``--only celery-64`` one."""
+    return name in only or name.split("-")[0] in only
 
 
 def lateness(into: Figures, metric: str, system: str, seconds: list[float]) -> None:
@@ -86,6 +103,7 @@ async def run_system(system: System, sizes: Sizes, into: Figures) -> None:
 async def drain_one(system: System, sizes: Sizes, into: Figures) -> None:
     progress(f"{system.name}: (a) {sizes.executions} no-ops, one worker")
     into["(a) drain, 1 worker, exec/s"][system.name] = await system.drain(sizes.executions, 1)
+    broker_cpu(into, "(a) broker CPU per execution, us", system, sizes.executions)
     if isinstance(system, RicochetSystem):
         replay = "(e) replay of (a)'s log from the broker, events/s"
         into[replay][system.name] = system.replay_per_s
@@ -94,6 +112,13 @@ async def drain_one(system: System, sizes: Sizes, into: Figures) -> None:
 async def drain_two(system: System, sizes: Sizes, into: Figures) -> None:
     progress(f"{system.name}: (b) {sizes.executions} no-ops, two workers")
     into["(b) drain, 2 workers, exec/s"][system.name] = await system.drain(sizes.executions, 2)
+    broker_cpu(into, "(b) broker CPU per execution, us", system, sizes.executions)
+
+
+def broker_cpu(into: Figures, metric: str, system: System, executions: int) -> None:
+    """The broker's CPU time over the drain just run (submission included), per execution."""
+    if system.broker_cpu_s is not None:
+        into[metric][system.name] = system.broker_cpu_s / executions * 1e6
 
 
 async def retry_2s(system: System, sizes: Sizes, into: Figures) -> None:
@@ -186,7 +211,10 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs; figures are medians")
     parser.add_argument("--quick", action="store_true", help="small sizes, to try it out")
     parser.add_argument(
-        "--only", action="append", default=[], help="ricochet, celery or dramatiq (repeatable)"
+        "--only",
+        action="append",
+        default=[],
+        help="ricochet, celery, celery-64, dramatiq or dramatiq-64 (repeatable)",
     )
     parser.add_argument("--save", type=Path, help="write every run's figures here (JSON)")
     args = parser.parse_args(argv)

@@ -30,6 +30,9 @@ class System(Protocol):
     """What the suite measures of each system."""
 
     name: str
+    broker_cpu_s: float | None
+    """The broker's CPU seconds over the last ``drain``, submission included (``broker_cpu``);
+    None where the broker's process cannot be read."""
 
     async def drain(self, executions: int, workers: int) -> float:
         """Executions/s of ``workers`` processes over no-ops submitted before they started:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.bench.broker_cpu import BrokerCpu
 from tests.bench.peers.marks import MARKS_ENV, QUEUE_ENV, URL_ENV, Marks
 from tests.bench.peers.processes import Spawned
 from tests.bench.support import delete_objects
@@ -34,6 +35,11 @@ class Peer(ABC):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.broker_cpu_s: float | None = None
+
+    def env(self) -> dict[str, str]:
+        """Environment of its workers beyond the run's own (a setting, say)."""
+        return {}
 
     @abstractmethod
     def command(self, queue: str) -> list[str]:
@@ -53,9 +59,11 @@ class Peer(ABC):
 
     async def drain(self, executions: int, workers: int) -> float:
         async with self._run() as run:
+            broker = BrokerCpu.start()
             await asyncio.to_thread(self.send_noops, run.queue, executions)
             run.spawn(workers)
             marks = await run.wait_for("end", executions, timeout=max(120.0, executions / 200))
+            self.broker_cpu_s = broker.elapsed()
         return executions / (max(marks.times("end")) - min(marks.times("start")))
 
     async def retry_lateness(self, count: int, delay_s: float) -> list[float]:
@@ -108,6 +116,7 @@ class _Run:
 
     def spawn(self, count: int) -> list[Spawned]:
         env = {MARKS_ENV: str(self.marks_path), QUEUE_ENV: self.queue, URL_ENV: self.peer.url}
+        env.update(self.peer.env())
         started = [Spawned(self.peer.command(self.queue), env) for _ in range(count)]
         self.workers += started
         return started
@@ -137,16 +146,24 @@ class _Run:
 
 
 class CeleryPeer(Peer):
-    """Celery 5, prefork pool with ``CELERY_CONCURRENCY`` processes (default 2: the cores)."""
+    """Celery 5: by default its prefork pool with 2 processes (the cores); with ``window``,
+    ``-P solo --prefetch-multiplier <window>``: one process taking as many messages at
+    once as Ricochet's ``--concurrency 64`` does."""
 
-    name = "Celery"
     concurrency = 2
 
+    def __init__(self, url: str, window: int | None = None) -> None:
+        super().__init__(url)
+        self.window = window
+        self.name = "Celery" if window is None else f"Celery-{window}"
+
     def command(self, queue: str) -> list[str]:
+        pool = ["-c", str(self.concurrency), "-P", "prefork"]
+        if self.window is not None:
+            pool = ["-P", "solo", "--prefetch-multiplier", str(self.window)]
         return [
-            str(BIN / "celery"), "-A", "tests.bench.peers.celery_tasks", "worker",
-            "-Q", queue, "-c", str(self.concurrency), "-P", "prefork",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
+            str(BIN / "celery"), "-A", "tests.bench.peers.celery_tasks", "worker", "-Q", queue,
+            *pool, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
         ]  # fmt: skip
 
     def send_noops(self, queue: str, count: int) -> None:
@@ -168,9 +185,16 @@ class CeleryPeer(Peer):
 
 
 class DramatiqPeer(Peer):
-    """Dramatiq 2, one worker process with its default 8 threads."""
+    """Dramatiq 2, one worker process with its default 8 threads; by default it prefetches
+    twice its threads (16), with ``prefetch`` that many (``dramatiq_queue_prefetch``)."""
 
-    name = "Dramatiq"
+    def __init__(self, url: str, prefetch: int | None = None) -> None:
+        super().__init__(url)
+        self.prefetch = prefetch
+        self.name = "Dramatiq" if prefetch is None else f"Dramatiq-{prefetch}"
+
+    def env(self) -> dict[str, str]:
+        return {} if self.prefetch is None else {"dramatiq_queue_prefetch": str(self.prefetch)}
 
     def command(self, queue: str) -> list[str]:
         return [
