@@ -2,12 +2,16 @@
 
 The order is what makes the guarantees (SPEC sections 3 and 5):
 
-1. a message that cannot be read, or names an unknown target, is dead-lettered;
+1. a message that cannot be read (too large, not the schema, a value outside the
+   shared limits of ``contracts.limits``), or names an unknown target, is
+   dead-lettered;
 2. ``AttemptStarted`` is recorded and confirmed, and only then the work message
    is acked, so a long run never meets ``consumer_timeout``; a redelivered
    message runs only if the log has no ``AttemptStarted`` for it;
 3. the function runs; its outcome (``AttemptSucceeded`` + ``ExecutionSucceeded``,
-   or ``AttemptFailed`` + ``RetryScheduled`` / ``ExecutionFailed``) is recorded;
+   or ``AttemptFailed`` + ``RetryScheduled`` / ``ExecutionFailed``) is recorded; a
+   result outside the limits is never recorded: the attempt fails with cause
+   ``result_too_large`` or ``result_not_readable`` and follows its policy;
 4. a retry message is published only after the events that schedule it are confirmed.
 """
 
@@ -26,13 +30,17 @@ from aio_pika.exceptions import ChannelInvalidStateError
 
 from contracts import (
     ATTEMPT_HEADER,
+    DEFAULT_LIMITS,
     DUE_AT_HEADER,
     REQUESTED_AT_HEADER,
     DecodeError,
     ErrorInfo,
     Event,
     FailureCause,
+    LimitExceeded,
+    Limits,
     RetryScheduled,
+    TooLarge,
     WorkMessage,
     decode,
 )
@@ -78,8 +86,11 @@ class Delivery:
     requested_at_ms: int | None = None
 
 
-def parse(message: AbstractIncomingMessage) -> Delivery:
+def parse(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIMITS) -> Delivery:
     """Validate headers and body; raises ``BadMessage`` with a reason for a person."""
+    size = len(message.body)
+    if size > limits.max_work_bytes:
+        raise BadMessage(f"body of {size} bytes is over the {limits.max_work_bytes} byte limit")
     headers = message.headers or {}
     attempt = headers.get(ATTEMPT_HEADER, 1)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
@@ -111,6 +122,7 @@ class AttemptProcessor:
     started: StartedLookup
     accepting: Callable[[], bool]
     children: ChildService | None = None
+    limits: Limits = DEFAULT_LIMITS
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Process one delivery end to end; bad input is dead-lettered, never raised."""
@@ -118,7 +130,7 @@ class AttemptProcessor:
             await self.settler.settle(message, Requeue())
             return
         try:
-            delivery = parse(message)
+            delivery = parse(message, self.limits)
         except BadMessage as err:
             await self._reject(message, str(err))
             return
@@ -164,7 +176,7 @@ class AttemptProcessor:
             if self.children is not None:
                 context = self.children.scope(context, delivery.requested_at_ms)
             try:
-                ran = await invoke(task, work.args, work.kwargs, context, self.pool)
+                ran = await invoke(task, work.args, work.kwargs, context, self.pool, self.limits)
             except asyncio.CancelledError:
                 if self.accepting():
                     raise
@@ -249,6 +261,21 @@ class AttemptProcessor:
     ) -> None:
         """Record the outcome (retrying through broker trouble), then publish any retry."""
         number, target = delivery.attempt, delivery.work.target
+        decision = self._decide(ran, state, number)
+        try:
+            await self.recorder.record(decision)
+        except LimitExceeded as err:  # the runner checks results: this is the last line
+            if not isinstance(ran, Returned):
+                raise
+            log.warning("attempt.outcome_refused", execution_id=state.execution_id, error=str(err))
+            decision = self._decide(_unrecordable(err), state, number)
+            await self.recorder.record(decision)
+        retry = retry_for(decision, body, target, delivery.requested_at_ms)
+        await self.settler.settle(None, retry)
+
+    def _decide(
+        self, ran: Returned | Raised, state: ExecutionState, number: int
+    ) -> tuple[Event, ...]:
         now = self.clock()
         command: Command
         if isinstance(ran, Returned):
@@ -258,9 +285,18 @@ class AttemptProcessor:
         decision, _ = run(command, state)
         if isinstance(decision, Rejected):
             raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
-        await self.recorder.record(decision)
-        retry = retry_for(decision, body, target, delivery.requested_at_ms)
-        await self.settler.settle(None, retry)
+        return decision
+
+
+def _unrecordable(err: LimitExceeded) -> Raised:
+    """A success whose events the log refused: the attempt fails, with the result's cause."""
+    if isinstance(err, TooLarge):
+        return Raised(
+            ErrorInfo(type="ResultTooLarge", message=str(err)), FailureCause.RESULT_TOO_LARGE
+        )
+    return Raised(
+        ErrorInfo(type="ResultNotReadable", message=str(err)), FailureCause.RESULT_NOT_READABLE
+    )
 
 
 def still_held(message: AbstractIncomingMessage) -> bool:

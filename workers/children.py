@@ -22,7 +22,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import ExecutionRequested, Json
+from contracts import ExecutionRequested, Json, check_args
 from engine import ExecutionState, Status, project
 from engine.children import child_id, reused
 from workers.client import RemoteError
@@ -102,6 +102,7 @@ class ChildService:
     async def start(
         self, scope: ChildScope, target: str, args: tuple[Json, ...], kwargs: Mapping[str, Json]
     ) -> ChildHandle:
+        check_args(args, kwargs, self._dispatcher.limits)  # raised in the parent, watching nothing
         await self._follow_log()
         position = scope.take_position()
         parent = scope.context

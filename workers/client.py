@@ -12,7 +12,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
-from contracts import ErrorInfo, Json, TriggerV1, encode
+from contracts import ErrorInfo, Json, TooLarge, TriggerV1, check_args, encode
 from engine import ExecutionState, NoteRerun, Rejected, Status, decide
 from workers.broker import connect, persistent_message, publish, publishing_channel
 from workers.dispatch import Dispatcher, Request, rejected
@@ -89,9 +89,10 @@ class Client:
         self._connection = await connect(self.settings, "client")
         channel = await publishing_channel(self._connection)
         await declare_core(channel, self.settings)
-        recorder = await EventRecorder.open(channel, self.names)
+        limits = self.settings.limits
+        recorder = await EventRecorder.open(channel, self.names, limits)
         work = await channel.get_exchange(self.names.work, ensure=False)
-        self._dispatcher = Dispatcher(recorder, work, self._clock)
+        self._dispatcher = Dispatcher(recorder, work, self._clock, limits)
         self._triggers = await channel.get_exchange(self.names.triggers, ensure=False)
         await self._watcher.start(self._connection, "next")
         self._token = _current.set(self)
@@ -119,6 +120,10 @@ class Client:
     ) -> Handle:
         """Record the request, then publish attempt 1; raises ``UnknownTarget``.
 
+        Arguments outside the shared limits (``contracts.limits``: nesting depth,
+        64-bit integers, finite floats, bytes) raise ``LimitExceeded``, a
+        ``ValueError``, and nothing is recorded or published.
+
         With an ``idempotency_key`` the request goes through the trigger intake, the
         one place that decides keys, and the handle is that key's execution (an
         unknown target then ends it failed with cause ``rejected``).
@@ -126,6 +131,7 @@ class Client:
         assert self._dispatcher is not None, "use `async with Client(...)`"
         if idempotency_key is not None:
             return await self._trigger(target, args, kwargs, idempotency_key)
+        check_args(args, kwargs or {}, self.settings.limits)  # before watching: nothing to undo
         execution_id = uuid.uuid4().hex
         self._watcher.watch(execution_id)
         request = Request(
@@ -143,11 +149,18 @@ class Client:
         key: str,
     ) -> Handle:
         assert self._triggers is not None
+        limits = self.settings.limits
+        check_args(args, kwargs or {}, limits)
         trigger = TriggerV1(
             target=target, args=tuple(args), kwargs=dict(kwargs or {}), idempotency_key=key
         )
+        body = encode(trigger)
+        if len(body) > limits.max_trigger_bytes:
+            raise TooLarge(
+                f"the trigger is {len(body)} bytes, over the limit of {limits.max_trigger_bytes}"
+            )
         handle = self.follow(execution_id_for(key))
-        await publish(self._triggers, persistent_message(encode(trigger)), routing_key=target)
+        await publish(self._triggers, persistent_message(body), routing_key=target)
         return handle
 
     async def rerun(self, original: ExecutionState) -> Handle:

@@ -16,11 +16,16 @@ from aio_pika.exceptions import PublishError
 
 from contracts import (
     ATTEMPT_HEADER,
+    DEFAULT_LIMITS,
     REQUESTED_AT_HEADER,
     ErrorInfo,
     Event,
     Json,
+    Limits,
+    NotReadable,
+    TooLarge,
     WorkMessage,
+    check_args,
     encode,
 )
 from engine import Rejected, RejectExecution, RequestExecution, decide, fold, initial
@@ -46,14 +51,31 @@ class Request:
 class Dispatcher:
     """Records requests and publishes their first attempt."""
 
-    def __init__(self, recorder: EventRecorder, work: AbstractExchange, clock: Clock) -> None:
+    def __init__(
+        self,
+        recorder: EventRecorder,
+        work: AbstractExchange,
+        clock: Clock,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         self._recorder = recorder
         self._work = work
         self._clock = clock
+        self._limits = limits
+
+    @property
+    def limits(self) -> Limits:
+        """What this dispatcher's requests must keep to."""
+        return self._limits
 
     async def start(self, request: Request) -> tuple[Event, ...]:
-        """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target."""
+        """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target.
+
+        Raises ``LimitExceeded`` (a ``ValueError``), having recorded nothing, when the
+        arguments break a limit.
+        """
         kwargs = dict(request.kwargs or {})
+        check_args(request.args, kwargs, self._limits)
         command = RequestExecution(
             request.execution_id,
             request.target,
@@ -67,7 +89,6 @@ class Dispatcher:
         )
         requested = decide(command, initial(request.execution_id))
         assert not isinstance(requested, Rejected), "a new execution is always accepted"
-        await self._recorder.record(requested)
         work = WorkMessage(
             execution_id=request.execution_id,
             target=request.target,
@@ -75,8 +96,18 @@ class Dispatcher:
             kwargs=kwargs,
             parent_id=request.parent_id,
         )
+        try:
+            body = encode(work)
+        except TypeError as err:  # a target or id no JSON can carry (a lone surrogate, say)
+            raise NotReadable(f"the work message cannot be written as JSON: {err}") from err
+        if len(body) > self._limits.max_work_bytes:
+            raise TooLarge(
+                f"the work message is {len(body)} bytes, over the limit of"
+                f" {self._limits.max_work_bytes}"
+            )
+        await self._recorder.record(requested)
         headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(command.now.timestamp() * 1000)}
-        message = persistent_message(encode(work), headers=headers)
+        message = persistent_message(body, headers=headers)
         try:
             await publish(self._work, message, routing_key=request.target)
         except PublishError:

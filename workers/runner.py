@@ -1,7 +1,10 @@
 """Running a target function: async ones on the event loop, sync ones in a thread pool.
 
 A function's result must be JSON (never pickle): one that is not fails the
-attempt with an error naming its type.
+attempt with an error naming its type. One that is JSON but breaks the shared
+limits (``contracts.limits``: too deep, a number JSON would change, too many
+bytes) fails the attempt with its own cause, ``result_not_readable`` or
+``result_too_large``, and is never recorded. Errors are cut to a bounded size.
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from contracts import ErrorInfo, FailureCause, Json, encode_json
+from contracts import (
+    DEFAULT_LIMITS,
+    ErrorInfo,
+    FailureCause,
+    Json,
+    Limits,
+    NotReadable,
+    TooLarge,
+    check_result,
+)
+from contracts.limits import cut
 from workers.client import RemoteError
 from workers.context import AttemptContext, set_current
 from workers.tasks import Task
@@ -83,6 +96,14 @@ class ResultNotSerialisable(TypeError):
     """The function returned something that is not JSON."""
 
 
+class ResultNotReadable(ValueError):
+    """The function returned JSON that would not read back as it was (see ``contracts.limits``)."""
+
+
+class ResultTooLarge(ValueError):
+    """The function returned JSON over the result size limit."""
+
+
 def error_info(exc: BaseException) -> ErrorInfo:
     """The remote type (qualified), the message and the formatted traceback.
 
@@ -92,27 +113,41 @@ def error_info(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, RemoteError):
         here = "".join(traceback.format_exception(exc))
         return ErrorInfo(
-            type=exc.remote_type,
-            message=exc.remote_message,
-            traceback=f"{exc.remote_traceback}\n(in child {exc.execution_id}, then:)\n{here}",
+            type=cut(exc.remote_type, 1000),
+            message=cut(exc.remote_message),
+            traceback=cut(f"{exc.remote_traceback}\n(in child {exc.execution_id}, then:)\n{here}"),
         )
     kind = type(exc)
     module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
     return ErrorInfo(
-        type=f"{module}{kind.__qualname__}",
-        message=str(exc),
-        traceback="".join(traceback.format_exception(exc)),
+        type=cut(f"{module}{kind.__qualname__}", 1000),
+        message=cut(_message(exc)),
+        traceback=cut("".join(traceback.format_exception(exc))),
     )
 
 
-def _checked(result: Any) -> Json:
+def _message(exc: BaseException) -> str:
     try:
-        encode_json(result)
-    except TypeError as err:
-        raise ResultNotSerialisable(
-            f"result of type {type(result).__qualname__} is not JSON-serialisable: {err}"
-        ) from err
-    return result  # type: ignore[no-any-return]
+        return str(exc)
+    except Exception as err:  # a user's __str__ may raise: the attempt still fails, described
+        return f"<the exception's message could not be made: {type(err).__name__}>"
+
+
+def _checked(result: Any, limits: Limits) -> Ran:
+    """``Returned`` for a result within the limits, else the failure that says why not."""
+    try:
+        check_result(result, limits)
+    except TooLarge as err:
+        return Raised(error_info(ResultTooLarge(str(err))), FailureCause.RESULT_TOO_LARGE)
+    except NotReadable as err:
+        problem: Exception = ResultNotReadable(str(err))
+        if isinstance(err.__cause__, TypeError):
+            problem = ResultNotSerialisable(
+                f"result of type {type(result).__qualname__} is not JSON-serialisable:"
+                f" {err.__cause__}"
+            )
+        return Raised(error_info(problem), FailureCause.RESULT_NOT_READABLE)
+    return Returned(result)
 
 
 async def invoke(
@@ -121,6 +156,7 @@ async def invoke(
     kwargs: Mapping[str, Json],
     context: AttemptContext,
     pool: Executor,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Ran:
     """Run one attempt of ``task``; exceptions become ``Raised``, cancellation propagates.
 
@@ -133,7 +169,6 @@ async def invoke(
     try:
         async with deadline:
             result = await _call(task, args, kwargs, pool)
-        return Returned(_checked(result))
     except asyncio.CancelledError:
         raise
     except TimeoutError as exc:
@@ -144,6 +179,7 @@ async def invoke(
         return Raised(error_info(exc))
     finally:
         set_current(None)
+    return _checked(result, limits)
 
 
 async def _call(

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from contracts.limits import DEFAULT_LIMITS, Limits
+
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
 
@@ -47,6 +49,38 @@ class Settings(BaseModel):
     checkpoint_s: float = Field(default=5.0, gt=0, le=3600)
     dedup_window_s: float | None = Field(default=None, gt=0)
     trigger_prefetch: int = Field(default=256, ge=1, le=65_535)
+    # The shared limits (contracts.limits): a deployment may lower them for its writers,
+    # never raise them past what every reader accepts (the defaults).
+    max_json_depth: int = Field(
+        default=DEFAULT_LIMITS.max_json_depth, ge=1, le=DEFAULT_LIMITS.max_json_depth
+    )
+    max_args_bytes: int = Field(
+        default=DEFAULT_LIMITS.max_args_bytes, ge=1, le=DEFAULT_LIMITS.max_args_bytes
+    )
+    max_result_bytes: int = Field(
+        default=DEFAULT_LIMITS.max_result_bytes, ge=1, le=DEFAULT_LIMITS.max_result_bytes
+    )
+    max_trigger_bytes: int = Field(
+        default=DEFAULT_LIMITS.max_trigger_bytes, ge=1, le=DEFAULT_LIMITS.max_trigger_bytes
+    )
+    max_heartbeat_bytes: int = Field(
+        default=DEFAULT_LIMITS.max_heartbeat_bytes, ge=1, le=DEFAULT_LIMITS.max_heartbeat_bytes
+    )
+    max_message_bytes: int = Field(
+        default=DEFAULT_LIMITS.max_message_bytes, ge=65_536, le=DEFAULT_LIMITS.max_message_bytes
+    )
+
+    @property
+    def limits(self) -> Limits:
+        """The limits this process's writers keep to."""
+        return Limits(
+            max_json_depth=self.max_json_depth,
+            max_args_bytes=self.max_args_bytes,
+            max_result_bytes=self.max_result_bytes,
+            max_trigger_bytes=self.max_trigger_bytes,
+            max_heartbeat_bytes=self.max_heartbeat_bytes,
+            max_message_bytes=self.max_message_bytes,
+        )
 
     @model_validator(mode="after")
     def _window_spans_heartbeats(self) -> Settings:

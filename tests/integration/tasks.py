@@ -166,3 +166,25 @@ def needs_fix(flag_file: str) -> str:
 
 
 ALL.append(needs_fix)
+
+
+_BARRIERS: dict[str, asyncio.Barrier] = {}
+
+
+@task(retries=(1, 0.2), name="t.result_together")
+async def result_together(group: str, size: int, kind: str) -> Any:
+    """Attempt 1 returns in the same turn of the loop as ``size`` others of ``group`` (so
+    their events share a group-commit message); ``kind`` says what it returns."""
+    if _attempt() == 1:
+        await _BARRIERS.setdefault(group, asyncio.Barrier(size)).wait()
+    if kind == "deep":  # written by orjson, past what pydantic reads in a stream message
+        value: Any = 1
+        for _ in range(199):
+            value = [value]
+        return value
+    if kind == "huge":
+        return "x" * (4 * 1024 * 1024 + 1)
+    return kind
+
+
+ALL.append(result_together)
