@@ -15,11 +15,12 @@ What each caller is promised does not change:
 - a one-try caller (a claim) fails when its message does; the others are
   published again, after a pause, until confirmed.
 
-One caller's events can never spoil a message for the others: each caller's
-events are encoded on their own when handed over, and a caller whose events
-cannot be written as JSON, or alone would be over the message size limit
-(``contracts.limits``), fails at once with ``LimitExceeded`` and joins no
-message. Messages are cut by bytes as well as by events.
+One caller's events can never spoil a message for the others. A group is
+encoded in one go (the fast path); when that fails, or the message would be over
+the byte limit (``contracts.limits``), each caller's events are encoded on their
+own: a caller whose events cannot be written as JSON, or alone would be over the
+limit, fails by itself with ``LimitExceeded``, and the callers that do not fit
+go back to the front of the line for the next message.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractExchange
 
-from contracts import DEFAULT_LIMITS, Event, NotReadable, TooLarge, encode_batch
+from contracts import DEFAULT_LIMITS, Event, LimitExceeded, NotReadable, TooLarge, encode_batch
 from workers.broker import TRANSIENT, closed_for_good, persistent_message, publish, retry_pause
 from workers.end_of_turn import EndOfTurn
 from workers.logs import get_logger
@@ -58,11 +59,11 @@ class _Waiting:
     """One caller's events, and the future it waits on."""
 
     events: Sequence[Event]
-    body: bytes
-    """The events as a JSON array, encoded when handed over."""
     claim: str | None
     done: asyncio.Future[None]
     tries: int = 0
+    body: bytes | None = None
+    """This caller's events alone as a JSON array, once the slow path has made it."""
 
 
 @dataclass(slots=True)
@@ -87,13 +88,12 @@ class GroupCommitter:
         Without ``claim``, broker trouble is waited out; with one, the first
         failure raises (a ``TRANSIENT`` error: the caller must find out whether
         ``claim`` landed, see ``CLAIMS_HEADER``). Events that cannot be written, or
-        would not fit in a message alone, raise ``LimitExceeded`` before anything is sent.
+        would not fit in a message alone, raise ``LimitExceeded`` (none of them is sent).
         """
         if not events:
             return
-        body = self._encode(events)
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(events, body, claim, done))
+        self._waiting.append(_Waiting(events, claim, done))
         self._flush.plan()
         await done
 
@@ -121,17 +121,13 @@ class GroupCommitter:
             task.add_done_callback(self._tasks.discard)
 
     def _take_group(self) -> list[_Waiting]:
-        """Whole callers, oldest first, up to ``max_events`` and ``max_bytes`` (at least one)."""
-        count, size, nbytes = 0, 0, 0
+        """Whole callers, oldest first, up to ``max_events`` (at least one caller)."""
+        count, size = 0, 0
         for waiting in self._waiting:
-            if count and (
-                size + len(waiting.events) > self.max_events
-                or nbytes + len(waiting.body) > self.max_bytes
-            ):
+            if count and size + len(waiting.events) > self.max_events:
                 break
             count += 1
             size += len(waiting.events)
-            nbytes += len(waiting.body)
         group, self._waiting = self._waiting[:count], self._waiting[count:]
         return [waiting for waiting in group if not waiting.done.done()]
 
@@ -144,10 +140,41 @@ class GroupCommitter:
             if self._waiting:
                 self._flush.plan()
 
+    def _message_body(self, group: list[_Waiting]) -> bytes | None:
+        """The message for ``group``, which may shrink: callers that failed are settled,
+        those that did not fit are put back. None when no caller is left."""
+        if all(waiting.body is None for waiting in group):
+            try:
+                body = encode_batch([event for waiting in group for event in waiting.events])
+            except TypeError:
+                pass
+            else:
+                if len(body) <= self.max_bytes:
+                    return body
+        kept: list[_Waiting] = []
+        size = 2
+        for index, waiting in enumerate(group):
+            try:
+                part = waiting.body = waiting.body or self._encode(waiting.events)
+            except LimitExceeded as err:
+                log.warning("events.refused", reason=str(err))
+                _settle([waiting], err)
+                continue
+            if kept and size + len(part) > self.max_bytes:
+                self._waiting[:0] = group[index:]
+                break
+            kept.append(waiting)
+            size += len(part) - 1
+        group[:] = kept
+        return _joined([waiting.body for waiting in kept if waiting.body]) if kept else None
+
     async def _send(self, group: list[_Waiting]) -> None:
+        body = self._message_body(group)
+        if body is None:
+            return
         claims = [waiting.claim for waiting in group if waiting.claim is not None]
         message = persistent_message(
-            _joined([waiting.body for waiting in group]),
+            body,
             headers={CLAIMS_HEADER: " ".join(claims)} if claims else None,
             type_=BATCH_TYPE,
         )
