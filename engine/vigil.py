@@ -45,3 +45,19 @@ class Vigil:
         """Attempts nobody vouched for within the window, oldest first."""
         late = [(at, key) for key, at in self.vouched.items() if now - at > self.window_s]
         return [key for _, key in sorted(late)]
+
+
+def vouched_since(now: float, age_s: float, window_s: float, grace_s: float) -> float:
+    """From when an attempt found running on a take-over counts as vouched for.
+
+    Since it started (``age_s`` ago), so a dead worker's attempt is judged a loss
+    window after its start, not a window after the take-over; but never less
+    than ``grace_s`` before judgement from ``now``, so a live worker's next
+    heartbeat, which the new supervisor has not heard yet, always comes in time.
+    """
+    return now - min(max(age_s, 0.0), window_s - grace_s)
+
+
+def take_over_grace(heartbeat_s: float, window_s: float) -> float:
+    """Three heartbeats, or half the window if that is longer (never the whole window)."""
+    return min(max(3 * heartbeat_s, window_s / 2), window_s)

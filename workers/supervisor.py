@@ -20,8 +20,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from contracts import DecodeError, Event, Heartbeat, decode
 from engine import Status
 from engine.keys import KeyWindow
-from engine.vigil import Vigil
-from engine.watch import Watch
+from engine.vigil import Vigil, take_over_grace, vouched_since
+from engine.watch import Watch, as_time, is_start
 from workers import checkpoint
 from workers.checkpoint_log import CheckpointLog
 from workers.dispatch import Dispatcher
@@ -71,6 +71,7 @@ class Supervisor:
         self.resumed_from: int | None = None
         self.first_offset_read: int | None = None
         self.heartbeats_refused = 0
+        self._cadence = checkpoint.Cadence()
         self.active = False
         self._last_receipt = float("-inf")
         self.caught_up = asyncio.Event()
@@ -146,6 +147,7 @@ class Supervisor:
             self._follower = None
         self._reached.clear()
         self.resumed_from = self.last_checkpoint = self.first_offset_read = None
+        self._cadence = checkpoint.Cadence()
 
     async def _take_over(self) -> None:
         """Load the latest checkpoint, read the log after it, then judge every heartbeat
@@ -164,7 +166,6 @@ class Supervisor:
         self._follower = RawLogFollower(channel, self.names, self._on_entry)
         await self._follower.start(start)
         await self._reached.wait()
-        self.vigil.restart_clock(self._monotonic())
         self.caught_up.set()
         log.info(
             "supervisor.caught_up",
@@ -187,19 +188,31 @@ class Supervisor:
         if loaded is None:
             log.info("supervisor.no_checkpoint", reading_from="first")
             return "first"
-        checkpoint.restore(self.watch, loaded, self._monotonic())
+        checkpoint.restore(self.watch, loaded, self._vouched_at)
         self.resumed_from = self.last_checkpoint = loaded.offset
+        self._cadence.written(loaded.offset, 0)
         return loaded.offset + 1
+
+    def _vouched_at(self, started_at: str | None) -> float:
+        """See ``engine.vigil.vouched_since``: the start time is as the worker wrote it."""
+        started = as_time(started_at)
+        age = 0.0 if started is None else (self._clock() - started).total_seconds()
+        window, beat = self.settings.loss_window_s, self.settings.heartbeat_s
+        return vouched_since(self._monotonic(), age, window, take_over_grace(beat, window))
 
     def _on_entry(self, entry: Entry) -> None:
         if self.first_offset_read is None:
             self.first_offset_read = entry.offset
+        self._cadence.read(entry.size)
         now = self._monotonic()
+        catching_up = not self.caught_up.is_set()
         for raw in entry.raw:
-            if isinstance(raw, dict):
-                self.watch.note_raw(raw, now)
-            else:
+            if not isinstance(raw, dict):
                 self.watch.malformed += 1
+            elif catching_up and is_start(raw):
+                self.watch.note_raw(raw, self._vouched_at(raw.get("at")))
+            else:
+                self.watch.note_raw(raw, now)
         if entry.offset >= self._catch_up_to:
             self._reached.set()
 
@@ -217,13 +230,16 @@ class Supervisor:
             except Exception as err:
                 log.warning("supervisor.checkpoint_failed", error=repr(err))
 
-    async def checkpoint(self) -> None:
-        """Record what this supervisor keeps, as of the last offset it folded, if that moved."""
+    async def checkpoint(self, *, force: bool = False) -> None:
+        """Record what this supervisor keeps, as of the last offset it folded, when the
+        cadence says it is worth it (``force``: whenever the offset moved)."""
         offset = None if self._follower is None else self._follower.last_offset
-        if offset is None or offset == self.last_checkpoint:
+        due = self._cadence.due(offset) or (force and offset != self._cadence.offset)
+        if offset is None or not due:
             return
         body = checkpoint.take(self.watch, offset, self._clock(), self.settings.worker_id)
         await self._checkpoints.save(body)
+        self._cadence.written(offset, len(body))
         self.last_checkpoint = offset
         log.info(
             "supervisor.checkpointed",
@@ -320,7 +336,7 @@ class Supervisor:
         deploy, say) reads next to nothing of the log."""
         if self.caught_up.is_set():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.checkpoint(), STOP_CHECKPOINT_S)
+                await asyncio.wait_for(self.checkpoint(force=True), STOP_CHECKPOINT_S)
         for task in (self._activation, self._judge_task, self._checkpoint_task):
             if task is not None and not task.done():
                 task.cancel()

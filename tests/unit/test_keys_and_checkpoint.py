@@ -5,14 +5,21 @@ Pure: times are data (``T0`` plus seconds), so the window is tested without wait
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 
 from contracts import ExecutionRequested
-from engine.keys import BUCKETS, KeyWindow, execution_id_for_key, key_digest
+from engine.keys import (
+    BUCKETS,
+    IDEMPOTENCY_NAMESPACE,
+    KeyWindow,
+    execution_id_for_key,
+    key_digest,
+)
 from engine.state import Status
-from engine.vigil import Vigil
+from engine.vigil import Vigil, take_over_grace, vouched_since
 from engine.watch import Watch
 from tests.unit.builders import (
     EXECUTION,
@@ -25,7 +32,7 @@ from tests.unit.builders import (
     started,
 )
 from workers import checkpoint
-from workers.checkpoint import UnreadableCheckpoint
+from workers.checkpoint import Cadence, UnreadableCheckpoint
 
 DAY = 86_400.0
 
@@ -98,7 +105,7 @@ def test_a_checkpoint_restores_what_the_watch_held() -> None:
 
     loaded = checkpoint.read(body)
     after = watch()
-    checkpoint.restore(after, loaded, now=50.0)
+    checkpoint.restore(after, loaded, lambda started_at: 50.0)
 
     assert 41 == loaded.offset
     assert list(before.states()) == list(after.states())
@@ -108,21 +115,31 @@ def test_a_checkpoint_restores_what_the_watch_held() -> None:
     assert key_digest("k-1") in after.keys
 
 
-def test_restored_running_attempts_get_a_full_window() -> None:
-    """The new supervisor vouches for the running attempts it restored, as of its take-over."""
+def test_restored_running_attempts_are_vouched_for_from_their_start() -> None:
+    """The new supervisor asks when each open attempt counts as vouched for, given the
+    time it started as written on the log."""
     before = busy_watch()
     after = watch()
-    checkpoint.restore(after, checkpoint.read(checkpoint.take(before, 7, at(9), "w")), 50.0)
+    asked: list[str | None] = []
+
+    def vouched_at(started_at: str | None) -> float:
+        asked.append(started_at)
+        return 50.0
+
+    checkpoint.restore(after, checkpoint.read(checkpoint.take(before, 7, at(9), "w")), vouched_at)
     running = [s for s in after.states() if s.status is Status.RUNNING]
     assert 1 == len(running)
     assert {(running[0].execution_id, 1): 50.0} == after.vigil.vouched
+    assert [at(4).isoformat().replace("+00:00", "Z")] == asked
 
 
 def test_keys_survive_a_checkpoint_written_under_another_window() -> None:
     before = watch(window_s=DAY)
     before.note(keyed_request("wide"), 1.0)
     after = watch(window_s=7 * DAY)
-    checkpoint.restore(after, checkpoint.read(checkpoint.take(before, 1, at(1), "w")), 1.0)
+    checkpoint.restore(
+        after, checkpoint.read(checkpoint.take(before, 1, at(1), "w")), lambda a: 1.0
+    )
     assert key_digest("wide") in after.keys
 
 
@@ -156,3 +173,39 @@ def test_a_retry_is_recovered_only_when_overdue_and_its_scheduler_is_silent() ->
     seen.recovered.add((EXECUTION, 2))
     assert [] == list(seen.lost_retries(late, bound, alive=lambda worker: False))
     assert WORKER_2 != seen.live[EXECUTION].scheduled_by
+
+
+@pytest.mark.parametrize("key", ["", "order-1", "ключ", "x" * 1000, "\x00"])
+def test_a_key_digest_is_its_uuid5(key: str) -> None:
+    """Other languages compute a key's execution id as uuid5(namespace, key): so do we."""
+    expected = uuid.uuid5(IDEMPOTENCY_NAMESPACE, key)
+    assert expected.int == key_digest(key)
+    assert expected.hex == execution_id_for_key(key)
+
+
+def test_a_dead_workers_attempt_is_judged_a_window_after_its_start() -> None:
+    """Taking over at t=100 (window 3 s, grace 1.5 s): an attempt that started 1 s ago
+    counts from its start; one that started an hour ago gets the grace, not zero."""
+    assert 99.0 == vouched_since(100.0, age_s=1.0, window_s=3.0, grace_s=1.5)
+    assert 98.5 == vouched_since(100.0, age_s=3600.0, window_s=3.0, grace_s=1.5)
+    assert 100.0 == vouched_since(100.0, age_s=-5.0, window_s=3.0, grace_s=1.5)
+
+
+def test_the_take_over_grace_is_a_few_heartbeats_and_never_the_whole_window() -> None:
+    assert 1.5 == take_over_grace(heartbeat_s=0.5, window_s=3.0)
+    assert 5.0 == take_over_grace(heartbeat_s=1.0, window_s=10.0)
+    assert 3.0 == take_over_grace(heartbeat_s=1.0, window_s=3.0)
+
+
+def test_checkpoints_come_as_often_as_the_log_read_since_is_worth_it() -> None:
+    """A checkpoint is due once the offset moved and the log read since the last is at
+    least a quarter of that checkpoint's size."""
+    cadence = Cadence()
+    assert not cadence.due(None)
+    assert cadence.due(5)
+    cadence.written(5, size=4_000)
+    assert not cadence.due(5)
+    cadence.read(999)
+    assert not cadence.due(9)
+    cadence.read(1)
+    assert cadence.due(9)
