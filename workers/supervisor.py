@@ -36,8 +36,6 @@ from workers.topology import Names, dead_watch, declare_queue, supervisor, trigg
 
 log = get_logger(__name__)
 
-HEARTBEAT_MAX_BYTES = 1_000_000
-"""A heartbeat larger than this is refused (about 15,000 running attempts listed)."""
 STOP_CHECKPOINT_S = 5.0
 QUIET_WORKERS_AFTER = 3
 """Loss windows of silence after which a worker's last heartbeat is forgotten."""
@@ -108,11 +106,10 @@ class Supervisor:
 
     async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
         await message.ack()
-        if len(message.body) > HEARTBEAT_MAX_BYTES:
+        limit = self.settings.max_heartbeat_bytes
+        if len(message.body) > limit:
             self.heartbeats_refused += 1
-            log.warning(
-                "supervisor.heartbeat_refused", bytes=len(message.body), limit=HEARTBEAT_MAX_BYTES
-            )
+            log.warning("supervisor.heartbeat_refused", bytes=len(message.body), limit=limit)
             return
         try:
             heartbeat = decode(Heartbeat, message.body)
