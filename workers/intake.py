@@ -17,12 +17,12 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from contracts import (
-    MAX_TRIGGER_BYTES,
     DecodeError,
     TriggerV1,
     decode,
     encode,
 )
+from contracts.limits import DEFAULT_LIMITS, Limits
 from engine.keys import execution_id_for_key, key_digest
 from engine.watch import Watch
 from workers.broker import TRANSIENT
@@ -45,18 +45,22 @@ def execution_id_for(key: str | None) -> str:
     return execution_id_for_key(key)
 
 
-def parse_trigger(message: AbstractIncomingMessage) -> TriggerV1:
-    """Validate size, JSON, schema and routing key; raises ``InvalidTrigger`` with why."""
-    size = len(message.body)
-    if size > MAX_TRIGGER_BYTES:
-        raise InvalidTrigger(f"body of {size} bytes is over the {MAX_TRIGGER_BYTES} byte limit")
-    try:
-        orjson.loads(message.body)
-    except orjson.JSONDecodeError as err:
-        raise InvalidTrigger(f"body is not JSON: {err}") from err
+def parse_trigger(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIMITS) -> TriggerV1:
+    """Validate size, JSON, schema and routing key; raises ``InvalidTrigger`` with why.
+
+    The body is parsed once, by the schema's parser; only a body it refuses is
+    parsed again, to say whether it was JSON at all.
+    """
+    size, limit = len(message.body), limits.max_trigger_bytes
+    if size > limit:
+        raise InvalidTrigger(f"body of {size} bytes is over the {limit} byte limit")
     try:
         trigger = decode(TriggerV1, message.body)
     except DecodeError as err:
+        try:
+            orjson.loads(message.body)
+        except orjson.JSONDecodeError as not_json:
+            raise InvalidTrigger(f"body is not JSON: {not_json}") from err
         raise InvalidTrigger(f"body does not match trigger.v1: {err}") from err
     if message.routing_key and message.routing_key != trigger.target:
         raise InvalidTrigger(
@@ -84,6 +88,7 @@ class TriggerIntake:
         self, dispatcher: Dispatcher, settler: Settler, watch: Watch, clock: Clock
     ) -> None:
         self._dispatcher = dispatcher
+        self._limits = dispatcher.limits
         self._settler = settler
         self._watch = watch
         self._clock = clock
@@ -106,7 +111,7 @@ class TriggerIntake:
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
-            trigger = parse_trigger(message)
+            trigger = parse_trigger(message, self._limits)
         except InvalidTrigger as err:
             log.warning("trigger.dead_lettered", reason=str(err), routing_key=message.routing_key)
             await self._settler.settle(message, DeadLetter(str(err)))

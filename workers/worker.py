@@ -90,10 +90,11 @@ class Worker:
         self._connection = connection = await connect(self.settings, "worker")
         publishing = await publishing_channel(connection)
         names = await declare_core(publishing, self.settings)
-        recorder = await EventRecorder.open(publishing, names)
+        limits = self.settings.limits
+        recorder = await EventRecorder.open(publishing, names, limits)
         settler = await Settler(publishing, names, self._clock, self._acks).open()
         work = await publishing.get_exchange(names.work, ensure=False)
-        dispatcher = Dispatcher(recorder, work, self._clock)
+        dispatcher = Dispatcher(recorder, work, self._clock, limits)
         self._settler = settler
         self._processor = AttemptProcessor(
             tasks=self.tasks,
@@ -105,6 +106,7 @@ class Worker:
             running=self._running_attempts,
             started=StartedLookup(connection, names),
             accepting=lambda: self._accepting,
+            limits=limits,
         )
         self._children = ChildService(
             connection, names, dispatcher, recorder, self._slots, self._clock

@@ -158,3 +158,20 @@ async def test_a_work_message_holding_nan_or_a_big_integer_is_dead_lettered(
     assert "inf" in reasons[cases[1]]
     assert "64-bit" in reasons[cases[2]]
     assert {e.execution_id for e in await log_events(settings)} == {handle.id}
+
+
+async def test_lowered_limits_hold_in_the_worker_and_its_intake(
+    settings: Settings, client: Client
+) -> None:
+    """A deployment that lowers the trigger and result limits gets them everywhere: the
+    intake dead-letters a trigger over its lowered size, and an attempt whose result is
+    over the lowered result size fails with ``result_too_large``."""
+    lowered = settings.model_copy(update={"max_trigger_bytes": 500, "max_result_bytes": 1000})
+    body = orjson.dumps({"target": "t.ok", "kwargs": {"x": "y" * 600}})
+    async with running_worker(lowered, tasks.ALL):
+        await publish_trigger(settings, body, "t.ok")
+        dead = await dead_letters(settings, expected=1, timeout=30)
+        handle = await client.submit("t.result_together", ["lowered", 1, "z" * 2000])
+        final = await handle.wait(timeout=30)
+    assert "over the 500 byte limit" in str((dead[0].headers or {})[REASON_HEADER])
+    assert [FailureCause.RESULT_TOO_LARGE] * 2 == [a.cause for a in final.attempts]
