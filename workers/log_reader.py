@@ -235,26 +235,45 @@ async def read_log(
     progress: Progress | None = None,
 ) -> list[Entry]:
     """Every entry from ``start`` to the log's tail as it was when called."""
-    tail = await tail_offset(connection, names)
     entries: list[Entry] = []
-    done = asyncio.Event()
+    await scan_log(connection, names, start, entries.append, progress=progress)
+    return entries
+
+
+async def scan_log(
+    connection: AbstractRobustConnection,
+    names: Names,
+    start: Offset,
+    handler: Callable[[Entry], None],
+    *,
+    raw: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """Hand every entry from ``start`` to the log's tail (as it was when called) to
+    ``handler``, holding none of them: a reader that needs a few facts from a long
+    stretch of log keeps those, not the stretch. ``raw``: entries carry parsed JSON
+    (``Entry.raw``) instead of validated events."""
+    tail = await tail_offset(connection, names)
     if tail < 0:
-        return entries
+        return
+    done = asyncio.Event()
+    seen = 0
 
     def keep(entry: Entry) -> None:
+        nonlocal seen
         if entry.offset <= tail:
-            entries.append(entry)
+            seen += 1
+            handler(entry)
             if progress is not None:
                 progress(entry.offset, tail)
         if entry.offset >= tail:
             done.set()
 
     channel = await stream_channel(connection)
-    follower = LogFollower(channel, names, keep)
+    follower = (RawLogFollower if raw else LogFollower)(channel, names, keep)
     await follower.start(start)
     try:
-        await _until_done_or_quiet(done, lambda: len(entries))
+        await _until_done_or_quiet(done, lambda: seen)
     finally:
         await follower.stop()
         await channel.close()
-    return entries

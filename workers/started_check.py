@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import AttemptStarted, event_id
-from workers.log_reader import Offset, read_log
+from contracts import event_id
+from engine.watch import is_start
+from workers.log_reader import Entry, Offset, scan_log
 from workers.topology import Names
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,11 +65,15 @@ class StartedLookup:
             self._next_offset = None
             self._started.clear()
             self._published.clear()
-        for entry in await read_log(self._connection, self._names, start):
-            self._next_offset = entry.offset + 1
-            self._published.update(entry.claims)
-            if entry.message_id is not None:  # before group commit, the claim was the id
-                self._published.add(entry.message_id)
-            for event in entry.events:
-                if isinstance(event, AttemptStarted):
-                    self._started.add(event.event_id)
+        await scan_log(self._connection, self._names, start, self._note, raw=True)
+
+    def _note(self, entry: Entry) -> None:
+        """Keep a message's claims and its starts' ids, nothing else: read as parsed JSON,
+        since a start found by mistake can only stop a body from running, never run one."""
+        self._next_offset = entry.offset + 1
+        self._published.update(entry.claims)
+        if entry.message_id is not None:  # before group commit, the claim was the id
+            self._published.add(entry.message_id)
+        for raw in entry.raw:
+            if isinstance(raw, dict) and is_start(raw) and isinstance(raw.get("event_id"), str):
+                self._started.add(raw["event_id"])
