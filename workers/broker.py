@@ -21,19 +21,28 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from workers.failover import FailoverConnection
 from workers.logs import get_logger
 from workers.settings import Settings
 
 JSON = "application/json"
 
 
+CONNECT_TIMEOUT_S = 15.0
+"""Per attempt, per address: a node that does not answer within it counts as down."""
+
+
 async def connect(settings: Settings, role: str) -> AbstractRobustConnection:
-    """A robust connection named after the process's role, for the management UI."""
-    return await aio_pika.connect_robust(
-        settings.amqp_url,
+    """A robust connection over every address in ``settings.amqp_url``, named after the
+    process's role for the management UI. Every Ricochet connection is made here, so each
+    fails over among the addresses the same way (``workers.failover``)."""
+    connection = FailoverConnection(
+        settings.amqp_addresses,
+        role,
         client_properties={"connection_name": f"ricochet-{role} {settings.worker_id}"},
-        timeout=15,
     )
+    await connection.connect(timeout=CONNECT_TIMEOUT_S)
+    return connection
 
 
 async def publishing_channel(connection: AbstractRobustConnection) -> AbstractChannel:

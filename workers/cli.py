@@ -20,6 +20,7 @@ import orjson
 
 from contracts import Json
 from workers import commands
+from workers.addresses import AddressError, parse_addresses
 from workers.logs import configure
 from workers.replay import BadPosition, Position, Selection, parse_position
 from workers.settings import Settings
@@ -32,6 +33,15 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
         return Settings.model_validate({**base.model_dump(), **given})
     except ValueError as err:
         raise click.UsageError(str(err)) from err
+
+
+def _addresses(value: str) -> str:
+    """Check ``--amqp-url`` before anything starts: the error names the item at fault."""
+    try:
+        parse_addresses(value)
+    except AddressError as err:
+        raise click.BadParameter(str(err), param_hint="--amqp-url") from None
+    return value
 
 
 def _json_arg(value: str, what: str) -> Any:
@@ -56,7 +66,10 @@ def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
     "--amqp-url",
     default="amqp://guest:guest@localhost:5672/",
     envvar="RICOCHET_AMQP_URL",
-    help="Broker URL.",
+    callback=lambda _ctx, _param, value: _addresses(value),
+    help="Broker URL, or several comma-separated to fail over among (the nodes of a cluster):"
+    " a full amqp[s]:// URL first, then full URLs or host[:port] that reuse its"
+    " credentials and vhost.",
 )
 @click.option(
     "--namespace",

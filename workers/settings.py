@@ -11,9 +11,10 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.limits import DEFAULT_LIMITS, Limits
+from workers.addresses import BrokerAddress, parse_addresses
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -34,9 +35,11 @@ def age_seconds(age: str) -> float:
 class Settings(BaseModel):
     """Everything a Ricochet process needs to know about its broker and itself."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a refused value would otherwise be echoed, amqp_url's password too.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     amqp_url: str = DEFAULT_AMQP_URL
+    """One broker URL or several, comma-separated (format: ``workers.addresses``)."""
     namespace: str = Field(default="ricochet", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     concurrency: int = Field(default=8, ge=1, le=10_000)
     prefetch: int | None = Field(default=None, ge=1, le=65_535)
@@ -49,6 +52,10 @@ class Settings(BaseModel):
     checkpoint_s: float = Field(default=5.0, gt=0, le=3600)
     dedup_window_s: float | None = Field(default=None, gt=0)
     trigger_prefetch: int = Field(default=256, ge=1, le=65_535)
+    # Replication (README "Replication"): nodes per new quorum queue / stream; None = the
+    # broker's default, every node. Fixed at creation: a re-declare with another value fails.
+    quorum_group_size: int | None = Field(default=None, ge=1)
+    stream_group_size: int | None = Field(default=None, ge=1)
     # The shared limits (contracts.limits): a deployment may lower them for its writers,
     # never raise them past what every reader accepts (the defaults).
     max_json_depth: int = Field(
@@ -81,6 +88,18 @@ class Settings(BaseModel):
             max_heartbeat_bytes=self.max_heartbeat_bytes,
             max_message_bytes=self.max_message_bytes,
         )
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _addresses_parse(cls, value: str) -> str:
+        """Refuse a bad address list now, with the item at fault, not at the first connect."""
+        parse_addresses(value)
+        return value.strip()
+
+    @property
+    def amqp_addresses(self) -> tuple[BrokerAddress, ...]:
+        """The broker addresses to fail over among, in the order given."""
+        return parse_addresses(self.amqp_url)
 
     @model_validator(mode="after")
     def _window_spans_heartbeats(self) -> Settings:
