@@ -46,8 +46,10 @@ class Settler:
         names: Names,
         clock: Clock = utc_now,
         acks: RunAcker | None = None,
+        delay_group_size: int | None = None,
     ) -> None:
         self._channel = channel
+        self._delay_group_size = delay_group_size
         self._names = names
         self._clock = clock
         self._acks = acks
@@ -120,7 +122,8 @@ class Settler:
         last = self._declared_at.get(delay_ms)
         now = time.monotonic()
         if last is None or now - last > DELAY_REDECLARE_S:
-            await declare_queue(self._channel, delay_queue(self._names, delay_ms))
+            spec = delay_queue(self._names, delay_ms, self._delay_group_size)
+            await declare_queue(self._channel, spec)
             self._declared_at[delay_ms] = now
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:

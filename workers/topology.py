@@ -5,17 +5,22 @@ it needs at start (SPEC section 4). Layout:
 
 - ``<ns>.events`` (fanout) -> ``<ns>.events`` stream: the event log.
 - ``<ns>.work`` (direct, routing key = target) -> ``<ns>.work.<queue>`` quorum queues.
-- ``<ns>.delay`` (headers) -> ``<ns>.delay.<ms>ms``: one queue per delay value, so
-  no retry waits behind a longer one; expired messages dead-letter back to
-  ``<ns>.work`` with their original routing key (the target).
+- ``<ns>.delayq`` (headers) -> ``<ns>.delayq.<ms>ms`` quorum queues: one per delay
+  value, so no retry waits behind a longer one; expired messages dead-letter (at
+  least once) back to ``<ns>.work`` with their original routing key (the target).
 - ``<ns>.dead`` (fanout) -> ``<ns>.dead`` quorum queue: what cannot be processed.
 - ``<ns>.triggers`` (topic, routing key = target) -> ``<ns>.triggers`` quorum queue.
-- ``<ns>.supervisor``: heartbeats; single active consumer, so exactly one worker
-  process supervises at a time and another takes over when it goes.
+- ``<ns>.heartbeats`` (quorum): heartbeats; single active consumer, so exactly one
+  worker process supervises at a time and another takes over when it goes.
 - ``<ns>.checkpoints``: a stream of the active supervisor's checkpoints, so the next
   one takes over from the latest instead of replaying the whole log.
 - ``<ns>.dead.watch``: a second queue on ``<ns>.dead`` that the supervisor reads to
   mark executions failed when the broker dead-letters their work (delivery limit).
+
+Nothing lives on one node only: every queue is a quorum queue or a stream, replicated
+on ``settings.quorum_group_size`` / ``settings.stream_group_size`` nodes (None: the
+broker's default, every node). A queue's type and arguments are fixed when it is
+declared, so a changed type comes with a new name (README, "Replication").
 """
 
 from __future__ import annotations
@@ -63,7 +68,9 @@ class Names:
 
     @property
     def delay(self) -> str:
-        return f"{self.namespace}.delay"
+        """Not ``<ns>.delay``: that headers exchange routes to the old classic delay queues,
+        and binding quorum ones to it too would deliver every retry twice."""
+        return f"{self.namespace}.delayq"
 
     @property
     def dead(self) -> str:
@@ -75,7 +82,9 @@ class Names:
 
     @property
     def supervisor(self) -> str:
-        return f"{self.namespace}.supervisor"
+        """The heartbeat queue (was the classic ``<ns>.supervisor``; a quorum queue needs a
+        new name, since a re-declare with another type fails)."""
+        return f"{self.namespace}.heartbeats"
 
     @property
     def checkpoints(self) -> str:
@@ -89,7 +98,7 @@ class Names:
         return f"{self.namespace}.work.{queue}"
 
     def delay_queue(self, delay_ms: int) -> str:
-        return f"{self.namespace}.delay.{delay_ms}ms"
+        return f"{self.namespace}.delayq.{delay_ms}ms"
 
 
 def exchanges(names: Names) -> tuple[ExchangeSpec, ...]:
@@ -104,9 +113,10 @@ def exchanges(names: Names) -> tuple[ExchangeSpec, ...]:
 
 def event_log(names: Names, settings: Settings) -> QueueSpec:
     """The stream: durable, retention by age; streams refuse TTL and dead-lettering."""
+    arguments = {"x-queue-type": "stream", "x-max-age": settings.stream_max_age}
     return QueueSpec(
         names.events,
-        {"x-queue-type": "stream", "x-max-age": settings.stream_max_age},
+        {**arguments, **stream_replication(settings.stream_group_size)},
         bind_to=names.events,
         binding_key="",
     )
@@ -116,7 +126,7 @@ CHECKPOINT_MAX_BYTES = 256 * 1024 * 1024
 CHECKPOINT_SEGMENT_BYTES = 16 * 1024 * 1024
 
 
-def checkpoints(names: Names) -> QueueSpec:
+def checkpoints(names: Names, settings: Settings | None = None) -> QueueSpec:
     """The supervisor's checkpoints: a stream bounded by size, in small segments (a stream
     drops whole segments only), so the newest ones are always kept and old ones go."""
     return QueueSpec(
@@ -125,12 +135,14 @@ def checkpoints(names: Names) -> QueueSpec:
             "x-queue-type": "stream",
             "x-max-length-bytes": CHECKPOINT_MAX_BYTES,
             "x-stream-max-segment-size-bytes": CHECKPOINT_SEGMENT_BYTES,
+            **stream_replication(settings.stream_group_size if settings else None),
         },
     )
 
 
-def dead_letters(names: Names) -> QueueSpec:
-    return QueueSpec(names.dead, {"x-queue-type": "quorum"}, bind_to=names.dead, binding_key="")
+def dead_letters(names: Names, settings: Settings) -> QueueSpec:
+    arguments = {"x-queue-type": "quorum", **quorum_replication(settings.quorum_group_size)}
+    return QueueSpec(names.dead, arguments, bind_to=names.dead, binding_key="")
 
 
 def triggers(names: Names, settings: Settings) -> QueueSpec:
@@ -143,10 +155,16 @@ HEARTBEAT_BACKLOG = 10_000
 
 
 def supervisor(names: Names) -> QueueSpec:
-    """Heartbeats for the one active supervisor; bounded, since they are worthless when old."""
+    """Heartbeats for the one active supervisor; bounded, since they are worthless when old.
+
+    A quorum queue, so workers can start and send heartbeats while any quorum of nodes is
+    up. Always on the broker's default group (every node): it is tiny, and the supervisor
+    re-declares it from the namespace alone, so it must not depend on settings.
+    """
     return QueueSpec(
         names.supervisor,
         {
+            "x-queue-type": "quorum",
             "x-single-active-consumer": True,
             "x-message-ttl": 60_000,
             "x-max-length": HEARTBEAT_BACKLOG,
@@ -156,7 +174,10 @@ def supervisor(names: Names) -> QueueSpec:
 
 
 def dead_watch(names: Names) -> QueueSpec:
-    """What the broker dead-letters, for the supervisor to record; the dead queue keeps a copy."""
+    """What the broker dead-letters, for the supervisor to record; the dead queue keeps a copy.
+
+    On the broker's default group (every node), like the heartbeat queue, for the same reason.
+    """
     return QueueSpec(
         names.dead_watch,
         {"x-queue-type": "quorum", "x-single-active-consumer": True},
@@ -182,20 +203,43 @@ def _quorum(names: Names, settings: Settings) -> dict[str, Any]:
         "x-dead-letter-exchange": names.dead,
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
+        **quorum_replication(settings.quorum_group_size),
     }
 
 
-def delay_queue(names: Names, delay_ms: int) -> QueueSpec:
-    """A queue with no consumers where retries due ``delay_ms`` after failure wait.
+def quorum_replication(group_size: int | None) -> dict[str, Any]:
+    """How many nodes a new quorum queue gets; absent = every node (the broker's default).
 
-    It expires when unused for well over its TTL, so it is surely empty by then
-    (a queue removed by ``x-expires`` drops what it holds).
+    Checked on every re-declare: a deployment keeps the value its queues were created
+    with, and changes membership with ``rabbitmq-queues grow/shrink`` instead.
+    """
+    return {} if group_size is None else {"x-quorum-initial-group-size": group_size}
+
+
+def stream_replication(group_size: int | None) -> dict[str, Any]:
+    """How many nodes a new stream gets; absent = every node. Checked like the above."""
+    return {} if group_size is None else {"x-initial-cluster-size": group_size}
+
+
+def delay_queue(names: Names, delay_ms: int, group_size: int | None = None) -> QueueSpec:
+    """A quorum queue with no consumers where retries due ``delay_ms`` after failure wait.
+
+    Dead-lettering out of a classic queue is at-most-once: retries whose TTL ran out
+    while a node stopped were lost. Here it is at least once (which needs
+    ``reject-publish``; with no length limit nothing is rejected). No delivery limit:
+    nothing consumes it. It expires when unused for well over its TTL, so it is surely
+    empty by then (a queue removed by ``x-expires`` drops what it holds; a re-declare
+    resets the clock, publishing does not).
     """
     return QueueSpec(
         names.delay_queue(delay_ms),
         {
+            "x-queue-type": "quorum",
             "x-dead-letter-exchange": names.work,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
             "x-expires": delay_expiry_ms(delay_ms),
+            **quorum_replication(group_size),
         },
         bind_to=names.delay,
         binding_key="",
@@ -240,11 +284,11 @@ async def declare_core(channel: AbstractChannel, settings: Settings) -> Names:
 def core_queues(names: Names, settings: Settings) -> tuple[QueueSpec, ...]:
     return (
         event_log(names, settings),
-        dead_letters(names),
+        dead_letters(names, settings),
         dead_watch(names),
         triggers(names, settings),
         supervisor(names),
-        checkpoints(names),
+        checkpoints(names, settings),
     )
 
 
@@ -257,7 +301,7 @@ def describe(names: Names, settings: Settings, queues: tuple[str, ...] = ()) -> 
         bound = f" <- {spec.bind_to} [{spec.binding_key}]" if spec.bind_to else ""
         lines.append(f"queue {spec.name} ({kind}){bound} {spec.arguments}")
     lines.append(
-        f"queue {names.delay_queue(0).replace('0ms', '<ms>ms')} (classic, one per delay value)"
+        f"queue {names.delay_queue(0).replace('0ms', '<ms>ms')} (quorum, one per delay value)"
         f" <- {names.delay} [{DELAY_HEADER}=<ms>] -> dead-letters to {names.work}"
     )
     return lines
