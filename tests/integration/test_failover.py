@@ -12,13 +12,15 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+import pytest
 
 from engine import Status
 from tests.broker import is_local
 from tests.integration.harness import bind_target, eventually, log_events
 from tests.integration.processes import WorkerProcess, fleet, rabbitmqctl, vhost_of
+from workers.broker import connect
 from workers.client import Client
-from workers.failover import FailoverConnection
+from workers.failover import BrokerUnreachable, FailoverConnection
 from workers.settings import Settings
 
 DEAD = "127.0.0.1:1"
@@ -100,3 +102,15 @@ async def test_a_cut_connection_fails_over_to_the_next_address(
     assert [(a.number, a.outcome, a.cause) for a in state.attempts] == [(1, "succeeded", None)]
     types = [event.type.split(".")[0] for event in await log_events(settings, running.id)]
     assert "attempt_failed" not in types, "a cut connection must not make a live attempt lost"
+
+
+async def test_start_fails_once_every_address_failed_naming_each(settings: Settings) -> None:
+    """Tried in order, each once, then an error that names every address and its error."""
+    dead = with_addresses(settings, DEAD, "127.0.0.1:2", "127.0.0.1:3")
+    with pytest.raises(BrokerUnreachable) as raised:
+        await connect(dead, "test")
+    message = str(raised.value)
+    assert [message.index(f"127.0.0.1:{port} (vhost") for port in (1, 2, 3)] == sorted(
+        message.index(f"127.0.0.1:{port} (vhost") for port in (1, 2, 3)
+    )
+    assert message.count("Connect call failed") == 3

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 from pydantic import ValidationError
 
 from workers.addresses import AddressError, BrokerAddress, masked, parse_addresses
+from workers.cli import main
 from workers.failover import FailoverConnection, masked_error
 from workers.settings import DEFAULT_AMQP_URL, Settings
 
@@ -110,3 +112,11 @@ def test_a_connection_needs_an_address() -> None:
 def test_addresses_compare_by_value() -> None:
     one = parse_addresses("amqp://g:g@h/")[0]
     assert one == BrokerAddress(url="amqp://g:g@h/", scheme="amqp", host="h", port=5672, vhost="/")
+
+
+def test_the_cli_refuses_a_bad_list_before_starting_anything() -> None:
+    result = CliRunner().invoke(main, ["--amqp-url", f"amqp://app:{SECRET}@h1/,h2/x", "topology"])
+    assert result.exit_code == 2
+    assert "Invalid value for --amqp-url" in result.output
+    assert "address 2 of 2 ('h2/x')" in result.output
+    assert SECRET not in result.output
