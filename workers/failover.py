@@ -81,7 +81,7 @@ class FailoverConnection(RobustConnection):
             return
         connecting = asyncio.ensure_future(super().connect(timeout))
         try:
-            await asyncio.wait((connecting, self._unreachable), return_when="FIRST_COMPLETED")
+            await asyncio.wait((connecting, self._unreachable), return_when=asyncio.FIRST_COMPLETED)
             if not connecting.done():
                 self._unreachable.result()
             connecting.result()
