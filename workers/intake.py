@@ -162,5 +162,7 @@ class TriggerIntake:
             log.warning("trigger.dead_lettered", reason=reason, execution_id=execution_id)
             await self._settler.settle(message, DeadLetter(reason))
             return
-        log.info("trigger.started", execution_id=execution_id, target=trigger.target)
+        log.debug(  # debug: at thousands a second, the execution's own lines say enough
+            "trigger.started", execution_id=execution_id, target=trigger.target
+        )
         await self._settler.settle(message, Ack())

@@ -81,6 +81,12 @@ class Settler:
         if message is not None:
             await self._ack(message)
 
+    def track(self, message: AbstractIncomingMessage) -> None:
+        """Ack ``message`` in runs, like work deliveries (call in its consumer callback,
+        before any await, so deliveries are noted in tag order)."""
+        if self._acks is not None:
+            self._acks.delivered(message)
+
     async def _ack(self, message: AbstractIncomingMessage) -> None:
         """Work deliveries are acked in runs (``workers.acks``); anything else at once."""
         if self._acks is not None and self._acks.tracks(message):

@@ -61,6 +61,7 @@ class Supervisor:
         self._monotonic = monotonic
         self.watch = Watch(Vigil(settings.loss_window_s), KeyWindow(settings.key_window_s))
         self._last_seen: dict[str, float] = {}
+        self._settler = settler
         self._recovery = Recovery(settings, recorder, settler, clock)
         self.intake = TriggerIntake(dispatcher, settler, self.watch, clock)
         self._checkpoints = CheckpointLog(connection, self.names)
@@ -307,10 +308,15 @@ class Supervisor:
         await queue.consume(self._on_trigger)
 
     async def _on_trigger(self, message: AbstractIncomingMessage) -> None:
+        """Triggers are acked in runs, like work: a trigger whose handling failed before it
+        was settled goes back to the queue, so it cannot hold up the acks after it."""
+        self._settler.track(message)
         try:
             await self.intake.handle(message)
         except Exception:
             log.exception("trigger.handler_failed", routing_key=message.routing_key)
+            with contextlib.suppress(Exception):
+                await self._settler.requeue(message)
 
     async def _watch_dead_letters(self) -> None:
         channel = await self._connection.channel(publisher_confirms=False)
