@@ -113,6 +113,9 @@ class Watch:
     ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
     recovered: set[AttemptKey] = field(default_factory=set)
     ended_memory: int = ENDED_MEMORY
+    awaiting_retry: set[str] = field(default_factory=set)
+    """Live executions with a retry recorded and not yet started: what ``lost_retries``
+    looks at, instead of every live execution (a backlog can be large)."""
     malformed: int = 0
     """Events left out: not even the fields the watch reads, or not valid when folded."""
 
@@ -144,11 +147,14 @@ class Watch:
         if kind is Kind.STARTED:
             self.vigil.started(key, now)
             live.started(key[1], raw.get("at"))
+            if live.due_at is None:
+                self.awaiting_retry.discard(key[0])
         elif kind is Kind.ATTEMPT_ENDED:
             self.vigil.ended(key)
             live.attempt_ended(key[1])
         elif kind is Kind.RETRY_SCHEDULED:
             live.expect_retry(raw, key[1])
+            self.awaiting_retry.add(key[0])
         elif kind is Kind.ENDED:
             self.forget(key[0])
 
@@ -160,6 +166,7 @@ class Watch:
     def forget(self, execution_id: str) -> None:
         """An execution ended: nothing of it is kept but its id, for a while."""
         live = self.live.pop(execution_id, None)
+        self.awaiting_retry.discard(execution_id)
         if live is not None:
             for attempt in live.open_attempts:
                 self.vigil.ended((execution_id, attempt))
@@ -199,7 +206,8 @@ class Watch:
     ) -> Iterator[ExecutionState]:
         """Retries due longer than ``bound`` ago, never started, not yet re-published, and
         whose scheduler is silent (it died between recording and publishing them)."""
-        for execution_id, live in list(self.live.items()):
+        for execution_id in list(self.awaiting_retry):
+            live = self.live[execution_id]
             due = as_time(live.due_at)
             if due is None or now - due <= bound or alive(live.scheduled_by):
                 continue
@@ -226,6 +234,8 @@ class Watch:
             self.ended[execution_id] = None
         for execution_id, record in live.items():
             self.live[execution_id] = record
+            if record.due_at is not None:
+                self.awaiting_retry.add(execution_id)
             for attempt, at in record.open_attempts.items():
                 self.vigil.started((execution_id, attempt), vouched_at(at))
         self.recovered.update(recovered)
@@ -233,6 +243,7 @@ class Watch:
     def clear(self) -> None:
         """Forget everything (a take-over starts from its checkpoint, not from leftovers)."""
         self.live.clear()
+        self.awaiting_retry.clear()
         self.vigil.vouched.clear()
         self.keys.buckets.clear()
         self.ended.clear()

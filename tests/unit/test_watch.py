@@ -119,3 +119,16 @@ def test_a_time_that_overflows_in_utc_is_no_key_time_and_raises_nothing() -> Non
     seen.note_raw(raw, NOW)
     assert EXECUTION in seen.live
     assert 0 == len(seen.keys)
+
+
+def test_only_executions_awaiting_a_retry_are_looked_at_for_lost_retries() -> None:
+    """A retry recorded puts its execution on the short list; its start or its end takes
+    it off, so the judge never walks a large backlog of pending executions."""
+    seen = bare_supervisor().watch
+    for event in (requested(0), started(1, 1), failed(1, 2), retry_scheduled(1, 2, delay_s=10)):
+        seen.note(event, NOW)
+    assert {EXECUTION} == seen.awaiting_retry
+    seen.note(started(2, 12), NOW)
+    assert set() == seen.awaiting_retry
+    seen.note(requested(0, OTHER), NOW)
+    assert set() == seen.awaiting_retry
