@@ -49,10 +49,17 @@ class ExecutionRequested(EventBase):
 
 
 class AttemptStarted(EventBase):
-    """A worker began an attempt; it records the policy it runs under."""
+    """A worker began an attempt; it records the policy it runs under.
 
-    type: Literal["attempt_started.v1"] = "attempt_started.v1"
+    v2 added ``claim``: the id of this one try to start the attempt. Two copies of
+    one work message make two starts with the same ``event_id``; the first in log
+    order wins, and ``claim`` says which try that was, so the other does not run
+    the body (SPEC 7.8). v1 starts are upcast with no claim.
+    """
+
+    type: Literal["attempt_started.v2"] = "attempt_started.v2"
     policy: RetryPolicy
+    claim: str | None = Field(default=None, max_length=64)
 
 
 class AttemptSucceeded(EventBase):

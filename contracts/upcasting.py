@@ -19,8 +19,14 @@ def requested_v1_to_v2(event: Raw) -> Raw:
     return {**event, "type": "execution_requested.v2", "rerun_of": None}
 
 
+def started_v1_to_v2(event: Raw) -> Raw:
+    """v2 added ``claim``: a v1 start named no try (it is the first in log order anyway)."""
+    return {**event, "type": "attempt_started.v2", "claim": None}
+
+
 UPCASTERS: dict[str, Upcaster] = {
     "execution_requested.v1": requested_v1_to_v2,
+    "attempt_started.v1": started_v1_to_v2,
 }
 
 

@@ -28,12 +28,14 @@ class RequestExecution:
 
 @dataclass(frozen=True, slots=True)
 class StartAttempt:
-    """``worker`` is about to run attempt ``attempt`` under ``policy``."""
+    """``worker`` is about to run attempt ``attempt`` under ``policy``; ``claim`` names
+    this one try (see ``AttemptStarted``)."""
 
     attempt: int
     worker: str
     policy: RetryPolicy
     now: datetime
+    claim: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

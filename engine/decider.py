@@ -97,6 +97,7 @@ def _start(command: StartAttempt, state: ExecutionState) -> Decision:
             at=command.now,
             worker=command.worker,
             policy=command.policy,
+            claim=command.claim,
         ),
     )
 

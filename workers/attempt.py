@@ -6,8 +6,10 @@ The order is what makes the guarantees (SPEC sections 3 and 5):
    shared limits of ``contracts.limits``), or names an unknown target, is
    dead-lettered;
 2. ``AttemptStarted`` is recorded and confirmed, and only then the work message
-   is acked, so a long run never meets ``consumer_timeout``; a redelivered
-   message runs only if the log has no ``AttemptStarted`` for it;
+   is acked, so a long run never meets ``consumer_timeout``; the body runs only
+   if that start is the first of its attempt in log order (``workers.claims``):
+   a second copy of a work message, however it came, never runs its attempt
+   again;
 3. the function runs; its outcome (``AttemptSucceeded`` + ``ExecutionSucceeded``,
    or ``AttemptFailed`` + ``RetryScheduled`` / ``ExecutionFailed``) is recorded; a
    result outside the limits is never recorded: the attempt fails with cause
@@ -23,6 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -56,6 +59,7 @@ from engine import (
 )
 from workers.broker import TRANSIENT
 from workers.children import ChildService
+from workers.claims import ClaimBook, earliest_start
 from workers.context import AttemptContext
 from workers.event_log import EventRecorder
 from workers.heartbeat import RunningAttempts
@@ -68,6 +72,8 @@ from workers.tasks import Task
 
 log = get_logger(__name__)
 
+CLAIM_VERDICT_S = 60.0
+"""How long a try waits to see its own start on the log before giving up running."""
 START_VERIFY_S = 300.0
 """How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
 
@@ -120,6 +126,7 @@ class AttemptProcessor:
     clock: Clock
     running: RunningAttempts
     started: StartedLookup
+    claims: ClaimBook
     accepting: Callable[[], bool]
     children: ChildService | None = None
     limits: Limits = DEFAULT_LIMITS
@@ -138,7 +145,10 @@ class AttemptProcessor:
         if task is None:
             await self._reject(message, f"unknown target {delivery.work.target!r}")
             return
-        if message.redelivered and await self._already_started(message, delivery):
+        earliest = earliest_start(
+            delivery.attempt, delivery.due_at, delivery.requested_at_ms, message.timestamp
+        )
+        if await self._already_started(message, delivery, earliest):
             return
         await self._attempt(message, delivery, task)
 
@@ -146,11 +156,20 @@ class AttemptProcessor:
         log.warning("work.dead_lettered", reason=reason, routing_key=message.routing_key)
         await self.settler.settle(message, DeadLetter(reason))
 
-    async def _already_started(self, message: AbstractIncomingMessage, delivery: Delivery) -> bool:
-        """A redelivery of an attempt the log says started: someone owns it, drop this copy."""
+    async def _already_started(
+        self, message: AbstractIncomingMessage, delivery: Delivery, earliest: datetime | None
+    ) -> bool:
+        """A copy of an attempt the log says started: someone owns it, drop this copy.
+
+        The claim book answers for attempts that cannot have started before it
+        began following the log (nearly all); older ones are looked up on the log.
+        """
         work = delivery.work
-        if not await self.started.was_started(
-            work.execution_id, delivery.attempt, message.timestamp
+        if self.claims.covers(earliest):
+            if not self.claims.started(work.execution_id, delivery.attempt):
+                return False
+        elif not await self.started.was_started(
+            work.execution_id, delivery.attempt, earliest, known_after=self.claims.since
         ):
             return False
         log.warning(
@@ -207,26 +226,46 @@ class AttemptProcessor:
             return None
         now = self.clock()
         state = awaiting_attempt(work.execution_id, work.target, number)
-        decision, running = run(StartAttempt(number, self.worker_id, task.spec.policy, now), state)
+        claim = uuid.uuid4().hex
+        command = StartAttempt(number, self.worker_id, task.spec.policy, now, claim)
+        decision, running = run(command, state)
         if isinstance(decision, Rejected):
             await self._reject(message, decision.reason)
             return None
-        claim = uuid.uuid4().hex
+        self.claims.expect(claim)
         try:
             await self.recorder.record_once(decision, claim)
         except TRANSIENT as err:
             if not await self._start_landed(message, delivery, claim, err):
+                self.claims.forget(claim)
                 return None
         else:
             try:
                 await self.settler.settle(message, Ack())
             except TRANSIENT as err:
                 log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
+        if not await self._won(delivery, claim):
+            return None
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
         log.debug(  # debug: at thousands a second, one info line per attempt (its end) is plenty
             "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
         )
         return running
+
+    async def _won(self, delivery: Delivery, claim: str) -> bool:
+        """Is this try's start the first of its attempt on the log? If another came first,
+        this copy steps back; if the log does not show it in time, the body does not run
+        either (the attempt then ends as lost and follows its policy)."""
+        won = await self.claims.won(claim, CLAIM_VERDICT_S)
+        if won is True:
+            return True
+        work = delivery.work
+        log.warning(
+            "work.duplicate_stepped_back" if won is False else "attempt.claim_unseen",
+            execution_id=work.execution_id,
+            attempt=delivery.attempt,
+        )
+        return False
 
     async def _start_landed(
         self,

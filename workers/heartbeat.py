@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import Counter
 
 import aio_pika
 from aio_pika.abc import AbstractChannel
@@ -26,16 +27,23 @@ log = get_logger(__name__)
 
 class RunningAttempts:
     """The attempts this process vouches for: from just before ``AttemptStarted``
-    is published until the outcome is recorded."""
+    is published until the outcome is recorded.
+
+    Counted, not a set: two copies of one work message can both be in this
+    process (one wins the claim, SPEC 7.8); the loser stepping back must not
+    stop the winner from being vouched for.
+    """
 
     def __init__(self) -> None:
-        self._keys: set[AttemptKey] = set()
+        self._keys: Counter[AttemptKey] = Counter()
 
     def add(self, key: AttemptKey) -> None:
-        self._keys.add(key)
+        self._keys[key] += 1
 
     def discard(self, key: AttemptKey) -> None:
-        self._keys.discard(key)
+        self._keys[key] -= 1
+        if self._keys[key] <= 0:
+            del self._keys[key]
 
     def snapshot(self) -> tuple[RunningAttempt, ...]:
         return tuple(RunningAttempt(execution_id=e, attempt=a) for e, a in sorted(self._keys))

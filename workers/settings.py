@@ -44,11 +44,13 @@ class Settings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=10_000)
     prefetch: int | None = Field(default=None, ge=1, le=65_535)
     delivery_limit: int = Field(default=5, ge=1)
+    claim_horizon_s: float = Field(default=120.0, gt=0, le=86_400)
     stream_max_age: str = Field(default="7D", pattern=r"^\d+[YMDhms]$")
     worker_id: str = Field(default_factory=default_worker_id)
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)
     loss_window_s: float = Field(default=10.0, gt=0, le=3600)
-    retry_recovery_s: float = Field(default=60.0, gt=0)
+    retry_recovery_s: float | None = Field(default=None, gt=0)
+    orphan_after_s: float = Field(default=300.0, gt=0)
     checkpoint_s: float = Field(default=5.0, gt=0, le=3600)
     dedup_window_s: float | None = Field(default=None, gt=0)
     trigger_prefetch: int = Field(default=256, ge=1, le=65_535)
@@ -109,6 +111,12 @@ class Settings(BaseModel):
                 f" ({3 * self.heartbeat_s}): one late heartbeat must not declare a worker lost"
             )
         return self
+
+    @property
+    def retry_recovery_bound_s(self) -> float:
+        """How overdue a retry must be before the supervisor publishes it again: by
+        default the loss window (a copy of one that did arrive never runs twice)."""
+        return self.retry_recovery_s or self.loss_window_s
 
     @property
     def key_window_s(self) -> float:

@@ -36,16 +36,37 @@ class StartedLookup:
         self._started: set[str] = set()
         self._published: set[str] = set()
         self._scanned_from: datetime | None = None
+        self._scanned_to: datetime | None = None
         self._next_offset: int | None = None
 
     async def was_started(
-        self, execution_id: str, attempt: int, published_at: datetime | None
+        self,
+        execution_id: str,
+        attempt: int,
+        published_at: datetime | None,
+        known_after: datetime | None = None,
     ) -> bool:
-        """Did anyone record this attempt's start?"""
+        """Did anyone record this attempt's start?
+
+        ``known_after``: starts after this time are known elsewhere (the claim book),
+        so a scan that already reached past it need not read the log again: after a
+        restart with a backlog, one scan answers for every old message.
+        """
         wanted = event_id(execution_id, attempt, "started")
         async with self._lock:
-            await self._scan(published_at)
+            if not self._covers(published_at, known_after):
+                await self._scan(published_at)
             return wanted in self._started
+
+    def _covers(self, published_at: datetime | None, known_after: datetime | None) -> bool:
+        floor = EPOCH if published_at is None else published_at - CLOCK_SKEW
+        return (
+            known_after is not None
+            and self._scanned_from is not None
+            and self._scanned_to is not None
+            and floor >= self._scanned_from
+            and self._scanned_to >= known_after
+        )
 
     async def was_recorded(self, claim: str, published_at: datetime | None) -> bool:
         """Did the stream message carrying ``claim`` (one worker's start) reach the log?"""
@@ -65,7 +86,9 @@ class StartedLookup:
             self._next_offset = None
             self._started.clear()
             self._published.clear()
+        scanning_to = datetime.now(UTC)
         await scan_log(self._connection, self._names, start, self._note, raw=True)
+        self._scanned_to = scanning_to
 
     def _note(self, entry: Entry) -> None:
         """Keep a message's claims and its starts' ids, nothing else: read as parsed JSON,

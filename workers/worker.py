@@ -19,6 +19,7 @@ from workers.acks import RunAcker
 from workers.attempt import AttemptProcessor
 from workers.broker import connect, consuming_channel, publishing_channel
 from workers.children import ChildService
+from workers.claims import ClaimBook
 from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
 from workers.heartbeat import HeartbeatSender, RunningAttempts
@@ -81,6 +82,7 @@ class Worker:
         self._heartbeat: HeartbeatSender | None = None
         self.supervisor: Supervisor | None = None
         self._children: ChildService | None = None
+        self._claims: ClaimBook | None = None
         self._accepting = True
 
     async def start(self) -> None:
@@ -96,6 +98,10 @@ class Worker:
         work = await publishing.get_exchange(names.work, ensure=False)
         dispatcher = Dispatcher(recorder, work, self._clock, limits)
         self._settler = settler
+        claims = self._claims = ClaimBook(
+            connection, names, self.settings.claim_horizon_s, self._clock
+        )
+        await claims.start()
         self._processor = AttemptProcessor(
             tasks=self.tasks,
             recorder=recorder,
@@ -105,6 +111,7 @@ class Worker:
             clock=self._clock,
             running=self._running_attempts,
             started=StartedLookup(connection, names),
+            claims=claims,
             accepting=lambda: self._accepting,
             limits=limits,
         )
@@ -203,6 +210,8 @@ class Worker:
             await self.supervisor.stop()
         if self._children is not None:
             await self._children.stop()
+        if self._claims is not None:
+            await self._claims.stop()
         if self._heartbeat is not None:
             await self._heartbeat.stop()
         if self._connection is not None:

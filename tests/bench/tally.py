@@ -19,7 +19,7 @@ from contracts import TERMINAL_TYPES
 from workers.log_reader import STREAM_PREFETCH
 from workers.topology import Names
 
-STARTED = "attempt_started.v1"
+STARTED = "attempt_started.v2"
 FAILED = "execution_failed.v1"
 
 

@@ -188,3 +188,20 @@ async def result_together(group: str, size: int, kind: str) -> Any:
 
 
 ALL.append(result_together)
+
+RUNS: dict[tuple[str, int], int] = {}
+"""(execution id, attempt) -> how many times a counted body ran in this process."""
+
+
+@task(retries=2, name="t.counted")
+async def counted() -> str:
+    """Counts its runs, and takes a moment, so copies of its message overlap."""
+    context = current_attempt()
+    assert context is not None
+    key = (context.execution_id, context.attempt)
+    RUNS[key] = RUNS.get(key, 0) + 1
+    await asyncio.sleep(0.2)
+    return "counted"
+
+
+ALL.append(counted)

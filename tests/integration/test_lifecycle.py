@@ -24,7 +24,7 @@ async def test_success_first_time_records_four_events_in_order(
     events = await log_events(settings, handle.id)
     assert types_of(events) == [
         "execution_requested.v2",
-        "attempt_started.v1",
+        "attempt_started.v2",
         "attempt_succeeded.v1",
         "execution_succeeded.v1",
     ]

@@ -120,7 +120,7 @@ async def test_a_supervisor_killed_in_a_keyed_burst_starts_each_key_once(
     requests = Counter(e.idempotency_key for e in events if isinstance(e, ExecutionRequested))
     assert set(distinct) == set(requests)
     assert {1} == set(requests.values()), [k for k, n in requests.items() if n > 1][:5]
-    starts = Counter(e.execution_id for e in events if e.type == "attempt_started.v1")
+    starts = Counter(e.execution_id for e in events if e.type == "attempt_started.v2")
     assert all(n == 1 for n in starts.values())
 
 

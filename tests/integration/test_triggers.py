@@ -64,7 +64,7 @@ async def test_the_same_idempotency_key_five_times_at_once_starts_one(
     events = await log_events(settings)
     requested = [e for e in events if isinstance(e, ExecutionRequested)]
     assert 1 == len({e.execution_id for e in requested})
-    assert 1 == sum(e.type == "attempt_started.v1" for e in events)
+    assert 1 == sum(e.type == "attempt_started.v2" for e in events)
 
 
 async def test_invalid_triggers_are_dead_lettered_with_a_reason(
@@ -169,7 +169,7 @@ async def _started(settings: Settings) -> int:
         for e in events
         if isinstance(e, ExecutionRequested) and e.source == "trigger"
     }
-    return len({e.execution_id for e in events if e.type == "attempt_started.v1"} & from_triggers)
+    return len({e.execution_id for e in events if e.type == "attempt_started.v2"} & from_triggers)
 
 
 async def _dead_count(settings: Settings) -> int:
@@ -202,7 +202,7 @@ async def test_an_idempotency_key_is_remembered_across_an_engine_restart(
         await asyncio.sleep(1.5)
     events = await log_events(settings)
     assert 1 == sum(isinstance(e, ExecutionRequested) for e in events)
-    assert 1 == sum(e.type == "attempt_started.v1" for e in events)
+    assert 1 == sum(e.type == "attempt_started.v2" for e in events)
 
 
 async def test_submits_with_one_key_share_one_execution(settings: Settings, client: Client) -> None:
@@ -216,4 +216,4 @@ async def test_submits_with_one_key_share_one_execution(settings: Settings, clie
         assert {"doubled": 6} == await handles[0].result(timeout=30)
         await asyncio.sleep(1.0)
     events = await log_events(settings)
-    assert 1 == sum(e.type == "attempt_started.v1" for e in events)
+    assert 1 == sum(e.type == "attempt_started.v2" for e in events)

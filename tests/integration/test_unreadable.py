@@ -144,7 +144,7 @@ async def test_replay_status_and_the_api_print_whatever_the_reader_accepted(
     now = "2026-01-01T00:00:00+00:00"
     lines = [
         event_json("execution_requested.v2", execution_id, 0, now, target="t.ok", args=[BIG]),
-        event_json("attempt_started.v1", execution_id, 1, now, policy={"retries": 0}),
+        event_json("attempt_started.v2", execution_id, 1, now, policy={"retries": 0}),
         event_json("attempt_succeeded.v1", execution_id, 1, now, result=BIG),
         event_json("execution_succeeded.v1", execution_id, 1, now, result=BIG),
     ]

@@ -95,7 +95,7 @@ def test_events_without_the_fields_the_watch_reads_are_counted_and_left_out() ->
     seen = bare_supervisor().watch
     for raw in (
         {},
-        {"type": "attempt_started.v1"},
+        {"type": "attempt_started.v2"},
         {**started(1, 1).model_dump(mode="json"), "attempt": "1"},
     ):
         seen.note_raw(raw, NOW)
