@@ -30,9 +30,11 @@ class Live:
     awaiting: int | None = None
     """The attempt a recorded retry waits for, until an attempt at least that late starts."""
     due_at: str | None = None
+    ever_started: bool = False
     folded: ExecutionState | None = None
 
     def started(self, attempt: int, at: object) -> None:
+        self.ever_started = True
         self.open_attempts[attempt] = at if isinstance(at, str) else None
         if self.awaiting is not None and attempt >= self.awaiting:
             self.awaiting = self.due_at = None
@@ -54,14 +56,17 @@ class Live:
             self.scheduled_by,
             self.awaiting,
             self.due_at,
+            self.ever_started,
         ]
 
 
 def from_row(row: object) -> Live:
     """The inverse of ``Live.row``; raises ``ValueError`` for anything else."""
-    if not (isinstance(row, list) and len(row) == 5):
-        raise ValueError("a live execution is a list of 5")
-    events, open_attempts, scheduled_by, awaiting, due_at = row
+    if not (isinstance(row, list) and len(row) == 6):
+        raise ValueError("a live execution is a list of 6")
+    events, open_attempts, scheduled_by, awaiting, due_at, ever_started = row
+    if not isinstance(ever_started, bool):
+        raise ValueError("ever started: not a bool")
     if not (isinstance(events, list) and all(isinstance(e, str) for e in events)):
         raise ValueError("events: not a list of strings")
     if not (isinstance(open_attempts, list) and all(_is_open(o) for o in open_attempts)):
@@ -77,6 +82,7 @@ def from_row(row: object) -> Live:
         scheduled_by=scheduled_by,
         awaiting=awaiting,
         due_at=due_at,
+        ever_started=ever_started,
     )
 
 

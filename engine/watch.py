@@ -21,7 +21,7 @@ keys), and nothing here touches the broker.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -116,6 +116,9 @@ class Watch:
     awaiting_retry: set[str] = field(default_factory=set)
     """Live executions with a retry recorded and not yet started: what ``lost_retries``
     looks at, instead of every live execution (a backlog can be large)."""
+    unstarted: deque[tuple[float, str]] = field(default_factory=deque)
+    """Requested executions by when the watch first saw them, oldest first: where
+    ``orphans`` looks for requests whose work never reached a worker."""
     malformed: int = 0
     """Events left out: not even the fields the watch reads, or not valid when folded."""
 
@@ -139,6 +142,8 @@ class Watch:
             if kind not in BEGINNINGS:
                 return  # a straggler of an execution ended and forgotten: nothing to watch
             live = self.live[execution_id] = Live()
+            if kind is Kind.REQUESTED:
+                self.unstarted.append((now, execution_id))
         live.events.append(compact(encode_json(raw)))
         live.folded = None
         self._follow(live, kind, (execution_id, attempt), raw, now)
@@ -201,20 +206,33 @@ class Watch:
             if state is not None:
                 yield state
 
-    def lost_retries(
-        self, now: datetime, bound: timedelta, alive: Callable[[str | None], bool]
-    ) -> Iterator[ExecutionState]:
-        """Retries due longer than ``bound`` ago, never started, not yet re-published, and
-        whose scheduler is silent (it died between recording and publishing them)."""
+    def lost_retries(self, now: datetime, bound: timedelta) -> Iterator[ExecutionState]:
+        """Retries due longer than ``bound`` ago, never started and not yet re-published:
+        their message was lost (a scheduler that died between recording and publishing,
+        a delay queue that lost it). Whoever scheduled it may be alive: a copy of a retry
+        that did arrive steps back at its start claim (SPEC 7.8)."""
         for execution_id in list(self.awaiting_retry):
             live = self.live[execution_id]
             due = as_time(live.due_at)
-            if due is None or now - due <= bound or alive(live.scheduled_by):
+            if due is None or now - due <= bound:
                 continue
             state = self.state_of(execution_id)
             if state is None or state.status is not Status.RETRY_SCHEDULED:
                 continue
             if (execution_id, state.next_attempt) not in self.recovered:
+                yield state
+
+    def orphans(self, now: float, after_s: float) -> Iterator[ExecutionState]:
+        """Executions requested at least ``after_s`` ago (monotonic ``now``) that never
+        started and whose work was not dispatched again yet: the requester may have died
+        between recording the request and publishing its work. Each is offered once."""
+        while self.unstarted and now - self.unstarted[0][0] >= after_s:
+            _, execution_id = self.unstarted.popleft()
+            live = self.live.get(execution_id)
+            if live is None or live.ever_started or (execution_id, 1) in self.recovered:
+                continue
+            state = self.state_of(execution_id)
+            if state is not None and state.status is Status.PENDING:
                 yield state
 
     def rows(self) -> dict[str, list[Any]]:
@@ -229,13 +247,17 @@ class Watch:
         vouched_at: Callable[[str | None], float],
     ) -> None:
         """Take over what a checkpoint says. ``vouched_at`` turns an open attempt's start
-        time into the monotonic time from which it counts as vouched for."""
+        time into the monotonic time from which it counts as vouched for (no time: now);
+        requests never started count from now too."""
+        now = vouched_at(None)
         for execution_id in ended:
             self.ended[execution_id] = None
         for execution_id, record in live.items():
             self.live[execution_id] = record
             if record.due_at is not None:
                 self.awaiting_retry.add(execution_id)
+            if not record.ever_started:
+                self.unstarted.append((now, execution_id))
             for attempt, at in record.open_attempts.items():
                 self.vigil.started((execution_id, attempt), vouched_at(at))
         self.recovered.update(recovered)
@@ -244,6 +266,7 @@ class Watch:
         """Forget everything (a take-over starts from its checkpoint, not from leftovers)."""
         self.live.clear()
         self.awaiting_retry.clear()
+        self.unstarted.clear()
         self.vigil.vouched.clear()
         self.keys.buckets.clear()
         self.ended.clear()

@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractRobustConnection,
 )
+from aio_pika.exceptions import PublishError
 
 from workers.failover import FailoverConnection
 from workers.logs import get_logger
@@ -124,12 +125,16 @@ async def publish_until_confirmed(
 
     For facts that must not be lost once the work they describe has happened.
     A retry after a lost confirm can duplicate the message: events carry
-    deterministic ids, so readers drop the copy.
+    deterministic ids, so readers drop the copy, and a work message's copy steps
+    back at its start claim. An unroutable message (``PublishError``, a kind of
+    ``DeliveryError``) is no trouble that passes: it raises at once.
     """
     for tries in itertools.count():
         try:
             await publish(exchange, message, routing_key)
             return
+        except PublishError:
+            raise
         except TRANSIENT as err:
             if closed_for_good(exchange):
                 raise

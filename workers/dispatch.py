@@ -1,9 +1,11 @@
 """Starting an execution: record ``ExecutionRequested``, then publish its first attempt.
 
-Shared by the client (``submit``) and the trigger intake. The work message is
-published with ``mandatory``: when no queue serves the target the broker
-returns it, and the execution is recorded as failed (cause ``rejected``)
-instead of waiting forever.
+Shared by the client (``submit``) and the trigger intake. The work is published
+until confirmed, through broker trouble, so a request on the log is never left
+without its work while the requester lives; the supervisor covers one that died.
+The work message is published with ``mandatory``: when no queue serves the
+target the broker returns it, and the execution is recorded as failed (cause
+``rejected``) instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from contracts import (
     encode,
 )
 from engine import Rejected, RejectExecution, RequestExecution, decide, fold, initial
-from workers.broker import persistent_message, publish
+from workers.broker import TRANSIENT, persistent_message, publish_until_confirmed
 from workers.event_log import EventRecorder
 from workers.settle import Clock
 
@@ -46,6 +48,20 @@ class Request:
     idempotency_key: str | None = None
     source: str = "api"
     rerun_of: str | None = None
+
+
+class DispatchInterrupted(RuntimeError):
+    """The request is on the log, but its work may not have reached a queue: the
+    connection closed for good before the broker confirmed it. The execution exists
+    under ``execution_id``; the supervisor publishes the work of requests that never
+    start (``orphan_after_s``), so it still runs, once."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(
+            f"execution {execution_id} was recorded but its work may not have been published"
+            " (the connection closed); the supervisor will dispatch it if it never starts"
+        )
+        self.execution_id = execution_id
 
 
 class Dispatcher:
@@ -109,9 +125,11 @@ class Dispatcher:
         headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(command.now.timestamp() * 1000)}
         message = persistent_message(body, headers=headers)
         try:
-            await publish(self._work, message, routing_key=request.target)
+            await publish_until_confirmed(self._work, message, request.target)
         except PublishError:
             return requested + await self._reject(requested, request.target)
+        except TRANSIENT as err:  # closed for good while the broker was away
+            raise DispatchInterrupted(request.execution_id) from err
         return requested
 
     async def record(self, events: tuple[Event, ...]) -> None:

@@ -26,7 +26,7 @@ from contracts.limits import DEFAULT_LIMITS, Limits
 from engine.keys import execution_id_for_key, key_digest
 from engine.watch import Watch
 from workers.broker import TRANSIENT
-from workers.dispatch import Dispatcher, Request, rejected
+from workers.dispatch import Dispatcher, DispatchInterrupted, Request, rejected
 from workers.logs import get_logger
 from workers.outcome import Ack, DeadLetter
 from workers.settle import Clock, Settler
@@ -102,8 +102,8 @@ class TriggerIntake:
         """Start, match or park one trigger; broker trouble leaves it for redelivery."""
         try:
             await self._handle(message)
-        except TRANSIENT:
-            raise
+        except (*TRANSIENT, DispatchInterrupted):
+            raise  # the trigger stays unacked: the next intake finds its key, or starts it
         except Exception as err:
             reason = f"could not be processed: {type(err).__name__}: {err}"
             log.exception("trigger.dead_lettered", reason=reason)

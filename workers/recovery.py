@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import PublishError
 
 from contracts import (
     REASON_HEADER,
@@ -81,7 +82,7 @@ class Recovery:
             outcome = retry_for(decision, encode(work_of(state)), state.target or "", _ms(state))
             if isinstance(outcome, Retry):
                 await self._settler.schedule(outcome)
-            elif after.is_terminal and _all_lost(after):
+            elif after.is_terminal and _looks_poisoned(after):
                 await self._park_poison(after)
         return decision
 
@@ -103,6 +104,26 @@ class Recovery:
             body, work_of(state).target, state.next_attempt, 0.0, state.next_due_at, _ms(state)
         )
         await self._settler.schedule(retry)
+
+    async def redispatch(self, state: ExecutionState) -> tuple[Event, ...]:
+        """A request whose work never reached a worker (its requester died between the
+        two): publish its first attempt now. A copy, if the first did arrive after all,
+        steps back at its start claim. A target nobody serves ends the execution."""
+        work = work_of(state)
+        log.warning("execution.redispatched", execution_id=state.execution_id)
+        first = Retry(encode(work), work.target, 1, 0.0, self._clock(), _ms(state))
+        try:
+            await self._settler.schedule(first)
+        except PublishError:
+            error = ErrorInfo(
+                type="UnknownTarget", message=f"no worker queue serves {work.target!r}"
+            )
+            decision, _ = run(RejectExecution(error, self._clock()), state)
+            if isinstance(decision, Rejected):
+                return ()
+            await self._recorder.record(decision)
+            return decision
+        return ()
 
     async def abandon(
         self,
@@ -131,8 +152,11 @@ def _ms(state: ExecutionState) -> int | None:
     return None if state.requested_at is None else round(state.requested_at.timestamp() * 1000)
 
 
-def _all_lost(state: ExecutionState) -> bool:
-    return all(a.cause is FailureCause.WORKER_LOST for a in state.attempts)
+def _looks_poisoned(state: ExecutionState) -> bool:
+    """Every attempt, and more than one, lost its worker: a single loss (a retries=0 task
+    that shared a worker with a crash) says nothing about the message itself."""
+    attempts = state.attempts
+    return len(attempts) > 1 and all(a.cause is FailureCause.WORKER_LOST for a in attempts)
 
 
 def _broker_reason(message: AbstractIncomingMessage) -> str:

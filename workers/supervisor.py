@@ -271,10 +271,19 @@ class Supervisor:
         self.watch.keys.expire(self._clock().timestamp())
         for key in self.vigil.overdue(now):
             await self._declare_lost(*key)
-        bound = timedelta(seconds=self.settings.retry_recovery_s)
-        for state in list(self.watch.lost_retries(self._clock(), bound, self._alive)):
+        await self._recover(now)
+
+    async def _recover(self, now: float) -> None:
+        """Re-publish retries overdue beyond the bound, and the work of requests never
+        started: copies are harmless, since the first start of an attempt wins (SPEC 7.8)."""
+        bound = timedelta(seconds=self.settings.retry_recovery_bound_s)
+        for state in list(self.watch.lost_retries(self._clock(), bound)):
             self.watch.recovered.add((state.execution_id, state.next_attempt))
             await self._recovery.republish(state)
+        for state in list(self.watch.orphans(now, self.settings.orphan_after_s)):
+            self.watch.recovered.add((state.execution_id, 1))
+            for event in await self._recovery.redispatch(state):
+                self.note(event)
 
     async def _declare_lost(self, execution_id: str, attempt: int) -> None:
         self.vigil.ended((execution_id, attempt))
@@ -292,13 +301,6 @@ class Supervisor:
         horizon = now - QUIET_WORKERS_AFTER * self.settings.loss_window_s
         for worker in [w for w, seen in self._last_seen.items() if seen < horizon]:
             del self._last_seen[worker]
-
-    def _alive(self, worker: str | None) -> bool:
-        now = self._monotonic()
-        if worker is None:
-            return False
-        seen = self._last_seen.get(worker)
-        return seen is not None and now - seen <= self.settings.loss_window_s
 
     async def _take_triggers(self) -> None:
         channel = await self._connection.channel(publisher_confirms=False)

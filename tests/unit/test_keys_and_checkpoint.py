@@ -24,7 +24,6 @@ from engine.watch import Watch
 from tests.unit.builders import (
     EXECUTION,
     T0,
-    WORKER_2,
     at,
     failed,
     requested,
@@ -130,7 +129,7 @@ def test_restored_running_attempts_are_vouched_for_from_their_start() -> None:
     running = [s for s in after.states() if s.status is Status.RUNNING]
     assert 1 == len(running)
     assert {(running[0].execution_id, 1): 50.0} == after.vigil.vouched
-    assert [at(4).isoformat().replace("+00:00", "Z")] == asked
+    assert [None, at(4).isoformat().replace("+00:00", "Z")] == asked
 
 
 def test_keys_survive_a_checkpoint_written_under_another_window() -> None:
@@ -159,20 +158,20 @@ def test_an_unreadable_checkpoint_is_refused_never_half_trusted(body: bytes) -> 
         checkpoint.read(body)
 
 
-def test_a_retry_is_recovered_only_when_overdue_and_its_scheduler_is_silent() -> None:
+def test_a_retry_is_recovered_once_when_overdue_beyond_the_bound() -> None:
+    """Whoever scheduled it may be alive: a copy of a retry that did arrive never runs
+    twice (the start claim decides), so only the bound and earlier recoveries count."""
     seen = busy_watch()
     seen.recovered.clear()
     (waiting,) = [s for s in seen.states() if s.status is Status.RETRY_SCHEDULED]
     assert waiting.next_due_at is not None
-    late = waiting.next_due_at + timedelta(seconds=61)
-    bound = timedelta(seconds=60)
-    assert [waiting] == list(seen.lost_retries(late, bound, alive=lambda worker: False))
-    assert [] == list(seen.lost_retries(late, bound, alive=lambda worker: True))
-    early = waiting.next_due_at + timedelta(seconds=59)
-    assert [] == list(seen.lost_retries(early, bound, alive=lambda worker: False))
+    bound = timedelta(seconds=10)
+    late = waiting.next_due_at + timedelta(seconds=11)
+    assert [waiting] == list(seen.lost_retries(late, bound))
+    early = waiting.next_due_at + timedelta(seconds=9)
+    assert [] == list(seen.lost_retries(early, bound))
     seen.recovered.add((EXECUTION, 2))
-    assert [] == list(seen.lost_retries(late, bound, alive=lambda worker: False))
-    assert WORKER_2 != seen.live[EXECUTION].scheduled_by
+    assert [] == list(seen.lost_retries(late, bound))
 
 
 @pytest.mark.parametrize("key", ["", "order-1", "ключ", "x" * 1000, "\x00"])
@@ -209,3 +208,18 @@ def test_checkpoints_come_as_often_as_the_log_read_since_is_worth_it() -> None:
     assert not cadence.due(9)
     cadence.read(1)
     assert cadence.due(9)
+
+
+def test_a_request_never_started_is_an_orphan_after_the_bound_and_offered_once() -> None:
+    """Given a request seen at t=10 and one that started, when the bound of 60 s has passed,
+    then only the one never started is offered for dispatch, and only once."""
+    seen = watch()
+    seen.note(requested(0), 10.0)
+    other = requested(0, "0" * 32)
+    seen.note(other, 10.0)
+    seen.note(started(1, 1, execution_id=other.execution_id), 11.0)
+
+    assert [] == list(seen.orphans(now=69.0, after_s=60.0))
+    orphans = list(seen.orphans(now=70.0, after_s=60.0))
+    assert [EXECUTION] == [state.execution_id for state in orphans]
+    assert [] == list(seen.orphans(now=200.0, after_s=60.0))
