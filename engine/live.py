@@ -24,8 +24,8 @@ class Live:
     """One live execution: its events, what to watch in them, and its fold when made."""
 
     events: list[bytes] = field(default_factory=list)
-    open_attempts: dict[int, str | None] = field(default_factory=dict)
-    """Attempts started and not ended, with their start time as written."""
+    open_attempts: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
+    """Attempts started and not ended: their start time as written, and their worker."""
     scheduled_by: str | None = None
     awaiting: int | None = None
     """The attempt a recorded retry waits for, until an attempt at least that late starts."""
@@ -33,9 +33,9 @@ class Live:
     ever_started: bool = False
     folded: ExecutionState | None = None
 
-    def started(self, attempt: int, at: object) -> None:
+    def started(self, attempt: int, at: object, worker: object) -> None:
         self.ever_started = True
-        self.open_attempts[attempt] = at if isinstance(at, str) else None
+        self.open_attempts[attempt] = (_text(at), _text(worker))
         if self.awaiting is not None and attempt >= self.awaiting:
             self.awaiting = self.due_at = None
 
@@ -52,7 +52,7 @@ class Live:
         """This execution in a checkpoint: plain JSON, events as strings."""
         return [
             [event.decode() for event in self.events],
-            [[attempt, at] for attempt, at in self.open_attempts.items()],
+            [[attempt, at, worker] for attempt, (at, worker) in self.open_attempts.items()],
             self.scheduled_by,
             self.awaiting,
             self.due_at,
@@ -70,7 +70,7 @@ def from_row(row: object) -> Live:
     if not (isinstance(events, list) and all(isinstance(e, str) for e in events)):
         raise ValueError("events: not a list of strings")
     if not (isinstance(open_attempts, list) and all(_is_open(o) for o in open_attempts)):
-        raise ValueError("open attempts: not a list of [attempt, start time]")
+        raise ValueError("open attempts: not a list of [attempt, start time, worker]")
     if not all(
         (value is None or isinstance(value, kind))
         for value, kind in ((scheduled_by, str), (awaiting, int), (due_at, str))
@@ -78,7 +78,7 @@ def from_row(row: object) -> Live:
         raise ValueError("hints: wrong types")
     return Live(
         events=[event.encode() for event in events],  # str.encode sizes exactly
-        open_attempts={attempt: at for attempt, at in open_attempts},
+        open_attempts={attempt: (at, worker) for attempt, at, worker in open_attempts},
         scheduled_by=scheduled_by,
         awaiting=awaiting,
         due_at=due_at,
@@ -89,7 +89,11 @@ def from_row(row: object) -> Live:
 def _is_open(value: object) -> bool:
     return (
         isinstance(value, list)
-        and len(value) == 2
+        and len(value) == 3
         and type(value[0]) is int
-        and (value[1] is None or isinstance(value[1], str))
+        and all(item is None or isinstance(item, str) for item in value[1:])
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None

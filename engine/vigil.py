@@ -61,3 +61,54 @@ def vouched_since(now: float, age_s: float, window_s: float, grace_s: float) -> 
 def take_over_grace(heartbeat_s: float, window_s: float) -> float:
     """Three heartbeats, or half the window if that is longer (never the whole window)."""
     return min(max(3 * heartbeat_s, window_s / 2), window_s)
+
+
+@dataclass(slots=True)
+class Attendance:
+    """Which workers the supervisor heard from lately, and what a gap in hearing means.
+
+    When no heartbeat at all arrived for a few intervals, the broker (or the
+    supervisor's own connection) was away: nobody's silence meant anything then.
+    Once heartbeats flow again, a worker heard from before the gap gets time to
+    reconnect (``reconnect_s``, the longest its connection waits between tries)
+    plus a loss window before its attempts can be judged lost; once it is heard
+    from, its heartbeats speak for its attempts as usual. So a broker restart does
+    not fail live work just because one worker reconnected a few seconds later.
+    """
+
+    heartbeat_s: float
+    window_s: float
+    reconnect_s: float
+    last_seen: dict[str, float] = field(default_factory=dict)
+    last_receipt: float = float("-inf")
+    outage_ended: float | None = None
+    awaited: set[str] = field(default_factory=set)
+    """Workers heard from before the last gap, and not since."""
+
+    def listening(self, now: float) -> bool:
+        """Heartbeats flow (the supervisor's own worker's included) with no gap now."""
+        return now - self.last_receipt <= 3 * self.heartbeat_s
+
+    def heard(self, worker: str, now: float) -> bool:
+        """A heartbeat from ``worker``; True when it is the first after a gap."""
+        after_gap = not self.listening(now)
+        if after_gap and self.last_receipt != float("-inf"):
+            self.outage_ended = now
+            self.awaited = set(self.last_seen)
+        self.awaited.discard(worker)
+        self.last_receipt = now
+        self.last_seen[worker] = now
+        return after_gap
+
+    def may_judge(self, worker: str | None, now: float) -> bool:
+        """Can an attempt of ``worker`` be judged lost now, or is it still reconnecting?"""
+        if worker is None or worker not in self.awaited or self.outage_ended is None:
+            return True
+        return now >= self.outage_ended + self.reconnect_s + self.window_s
+
+    def forget_quiet(self, now: float, after_windows: float) -> None:
+        """Workers silent for several loss windows are gone: their entries go too."""
+        horizon = now - after_windows * self.window_s
+        for worker in [w for w, seen in self.last_seen.items() if seen < horizon]:
+            del self.last_seen[worker]
+            self.awaited.discard(worker)

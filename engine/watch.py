@@ -151,7 +151,7 @@ class Watch:
     def _follow(self, live: Live, kind: Kind, key: AttemptKey, raw: RawEvent, now: float) -> None:
         if kind is Kind.STARTED:
             self.vigil.started(key, now)
-            live.started(key[1], raw.get("at"))
+            live.started(key[1], raw.get("at"), raw.get("worker"))
             if live.due_at is None:
                 self.awaiting_retry.discard(key[0])
         elif kind is Kind.ATTEMPT_ENDED:
@@ -235,6 +235,12 @@ class Watch:
             if state is not None and state.status is Status.PENDING:
                 yield state
 
+    def worker_of(self, key: AttemptKey) -> str | None:
+        """The worker that started a running attempt, as its start says."""
+        live = self.live.get(key[0])
+        opened = None if live is None else live.open_attempts.get(key[1])
+        return None if opened is None else opened[1]
+
     def rows(self) -> dict[str, list[Any]]:
         """Each live execution as a checkpoint keeps it (``Live.row``)."""
         return {execution_id: live.row() for execution_id, live in self.live.items()}
@@ -258,7 +264,7 @@ class Watch:
                 self.awaiting_retry.add(execution_id)
             if not record.ever_started:
                 self.unstarted.append((now, execution_id))
-            for attempt, at in record.open_attempts.items():
+            for attempt, (at, _) in record.open_attempts.items():
                 self.vigil.started((execution_id, attempt), vouched_at(at))
         self.recovered.update(recovered)
 

@@ -20,12 +20,13 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from contracts import DecodeError, Event, Heartbeat, decode
 from engine import Status
 from engine.keys import KeyWindow
-from engine.vigil import Vigil, take_over_grace, vouched_since
+from engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
 from engine.watch import Watch, as_time, is_start
 from workers import checkpoint
 from workers.checkpoint_log import CheckpointLog
 from workers.dispatch import Dispatcher
 from workers.event_log import EventRecorder
+from workers.failover import JITTER, ROUND_PAUSES_S
 from workers.intake import TriggerIntake
 from workers.log_reader import Entry, RawLogFollower, stream_channel, tail_offset
 from workers.logs import get_logger
@@ -37,6 +38,8 @@ from workers.topology import Names, dead_watch, declare_queue, supervisor, trigg
 log = get_logger(__name__)
 
 STOP_CHECKPOINT_S = 5.0
+RECONNECT_WITHIN_S = ROUND_PAUSES_S[-1] * (1 + JITTER)
+"""The longest a worker's connection waits between tries (workers.failover)."""
 QUIET_WORKERS_AFTER = 3
 """Loss windows of silence after which a worker's last heartbeat is forgotten."""
 
@@ -60,7 +63,9 @@ class Supervisor:
         self._clock = clock
         self._monotonic = monotonic
         self.watch = Watch(Vigil(settings.loss_window_s), KeyWindow(settings.key_window_s))
-        self._last_seen: dict[str, float] = {}
+        self.attendance = Attendance(
+            settings.heartbeat_s, settings.loss_window_s, RECONNECT_WITHIN_S
+        )
         self._settler = settler
         self._recovery = Recovery(settings, recorder, settler, clock)
         self.intake = TriggerIntake(dispatcher, settler, self.watch, clock)
@@ -72,7 +77,6 @@ class Supervisor:
         self.heartbeats_refused = 0
         self._cadence = checkpoint.Cadence()
         self.active = False
-        self._last_receipt = float("-inf")
         self.caught_up = asyncio.Event()
         self._reached = asyncio.Event()
         self._catch_up_to = -1
@@ -90,7 +94,7 @@ class Supervisor:
     @property
     def workers_seen(self) -> Mapping[str, float]:
         """Each worker heard from lately, and when (monotonic seconds)."""
-        return self._last_seen
+        return self.attendance.last_seen
 
     @property
     def unreadable(self) -> int:
@@ -118,10 +122,8 @@ class Supervisor:
             log.warning("supervisor.bad_heartbeat", reason=str(err))
             return
         now = self._monotonic()
-        if not self._watching(now):
+        if self.attendance.heard(heartbeat.worker, now):
             self.vigil.restart_clock(now)
-        self._last_receipt = now
-        self._last_seen[heartbeat.worker] = now
         self.vigil.heartbeat(((r.execution_id, r.attempt) for r in heartbeat.running), now)
         if not self.active:
             self.active = True
@@ -257,20 +259,16 @@ class Supervisor:
                 log.exception("supervisor.judge_failed")
             await asyncio.sleep(min(self.settings.heartbeat_s, 0.5))
 
-    def _watching(self, now: float) -> bool:
-        """Heartbeats flow to this supervisor (its own worker's included) only while it is
-        the active one and connected; after a gap, nobody's silence can be judged."""
-        return now - self._last_receipt <= 3 * self.settings.heartbeat_s
-
     async def judge(self) -> None:
         """Declare overdue attempts lost; re-publish retries whose scheduler died."""
         now = self._monotonic()
-        if not self._watching(now):
-            return
-        self._forget_quiet_workers(now)
+        if not self.attendance.listening(now):
+            return  # after a gap, nobody's silence can be judged
+        self.attendance.forget_quiet(now, QUIET_WORKERS_AFTER)
         self.watch.keys.expire(self._clock().timestamp())
         for key in self.vigil.overdue(now):
-            await self._declare_lost(*key)
+            if self.attendance.may_judge(self.watch.worker_of(key), now):
+                await self._declare_lost(*key)
         await self._recover(now)
 
     async def _recover(self, now: float) -> None:
@@ -294,13 +292,6 @@ class Supervisor:
         events = await self._recovery.lose(state, attempt, worker, self.settings.worker_id)
         for event in events:
             self.note(event)
-
-    def _forget_quiet_workers(self, now: float) -> None:
-        """Workers silent for several loss windows are gone: their last heartbeat goes too,
-        so the table holds the workers alive now, not every one ever seen."""
-        horizon = now - QUIET_WORKERS_AFTER * self.settings.loss_window_s
-        for worker in [w for w, seen in self._last_seen.items() if seen < horizon]:
-            del self._last_seen[worker]
 
     async def _take_triggers(self) -> None:
         channel = await self._connection.channel(publisher_confirms=False)

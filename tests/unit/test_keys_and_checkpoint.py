@@ -19,7 +19,7 @@ from engine.keys import (
     key_digest,
 )
 from engine.state import Status
-from engine.vigil import Vigil, take_over_grace, vouched_since
+from engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
 from engine.watch import Watch
 from tests.unit.builders import (
     EXECUTION,
@@ -223,3 +223,36 @@ def test_a_request_never_started_is_an_orphan_after_the_bound_and_offered_once()
     orphans = list(seen.orphans(now=70.0, after_s=60.0))
     assert [EXECUTION] == [state.execution_id for state in orphans]
     assert [] == list(seen.orphans(now=200.0, after_s=60.0))
+
+
+def test_after_a_gap_a_worker_heard_before_gets_time_to_reconnect() -> None:
+    """Heartbeats stop at t=10 (the broker restarts) and resume at t=20 from worker a only.
+    Worker b's attempts cannot be judged until b is heard again, or until its longest
+    reconnect pause plus a loss window have passed since the gap ended."""
+    attendance = Attendance(heartbeat_s=0.5, window_s=3.0, reconnect_s=6.0)
+    attendance.heard("a", 9.9)
+    attendance.heard("b", 10.0)
+
+    assert attendance.heard("a", 20.0), "the first heartbeat after a gap says so"
+    assert not attendance.may_judge("b", 25.0)
+    assert attendance.may_judge("a", 25.0)
+    assert attendance.may_judge("b", 29.0)
+
+    attendance.heard("b", 26.0)
+    assert attendance.may_judge("b", 26.5)
+
+
+def test_without_a_gap_nobody_is_awaited() -> None:
+    attendance = Attendance(heartbeat_s=0.5, window_s=3.0, reconnect_s=6.0)
+    for now in (1.0, 1.5, 2.0):
+        assert not attendance.heard("a", now) or now == 1.0
+    assert attendance.may_judge("b", 2.0)
+    assert set() == attendance.awaited
+
+
+def test_quiet_workers_are_forgotten() -> None:
+    attendance = Attendance(heartbeat_s=0.5, window_s=3.0, reconnect_s=6.0)
+    attendance.heard("gone", 1.0)
+    attendance.heard("here", 10.5)
+    attendance.forget_quiet(now=11.0, after_windows=3)
+    assert ["here"] == list(attendance.last_seen)
