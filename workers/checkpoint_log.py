@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from workers.broker import persistent_message, publish, publishing_channel
 from workers.checkpoint import Checkpoint, UnreadableCheckpoint, read
+from workers.log_reader import until_quiet
 from workers.logs import get_logger
 from workers.topology import Names
 
@@ -81,22 +82,11 @@ class CheckpointLog:
                     await message.ack()
 
             await queue.consume(keep, arguments={"x-stream-offset": start})
-            await _until_quiet(collected.arrived)
+            await until_quiet(collected.arrived, FIRST_WAIT_S, QUIET_S, MAX_WAIT_S)
         finally:
             with contextlib.suppress(Exception):
                 await channel.close()
         return collected.bodies
-
-
-async def _until_quiet(arrived: asyncio.Event) -> None:
-    """Wait for a first delivery, then until none came for a moment (bounded)."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(arrived.wait(), FIRST_WAIT_S)
-    deadline = asyncio.get_running_loop().time() + MAX_WAIT_S
-    while arrived.is_set() and asyncio.get_running_loop().time() < deadline:
-        arrived.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(arrived.wait(), QUIET_S)
 
 
 def _newest_readable(bodies: dict[int, bytes]) -> Checkpoint | None:

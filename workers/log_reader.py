@@ -198,17 +198,23 @@ async def tail_offset(connection: AbstractRobustConnection, names: Names) -> int
     follower = LogFollower(channel, names, note)
     await follower.start("last")
     try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(arrived.wait(), TAIL_FIRST_S)
-        deadline = asyncio.get_running_loop().time() + TAIL_MAX_S
-        while arrived.is_set() and asyncio.get_running_loop().time() < deadline:
-            arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrived.wait(), TAIL_QUIET_S)
+        await until_quiet(arrived, TAIL_FIRST_S, TAIL_QUIET_S, TAIL_MAX_S)
         return highest
     finally:
         await follower.stop()
         await channel.close()
+
+
+async def until_quiet(arrived: asyncio.Event, first_s: float, quiet_s: float, max_s: float) -> None:
+    """Wait up to ``first_s`` for a first delivery, then until none came for ``quiet_s``,
+    for ``max_s`` at most: how a reader that started at "last" knows it has the tail."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(arrived.wait(), first_s)
+    deadline = asyncio.get_running_loop().time() + max_s
+    while arrived.is_set() and asyncio.get_running_loop().time() < deadline:
+        arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrived.wait(), quiet_s)
 
 
 async def _until_done_or_quiet(done: asyncio.Event, progress: Callable[[], int]) -> None:

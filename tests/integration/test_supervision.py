@@ -176,14 +176,19 @@ async def test_take_over_starts_from_the_checkpoint_and_keeps_the_keys(
     assert 1 == len(requests)
 
 
-async def publish_checkpoint_body(settings: Settings, body: bytes) -> None:
+async def publish_to_queue(settings: Settings, queue: str, body: bytes) -> None:
+    """``body`` straight into one of Ricochet's queues, as anyone allowed to could."""
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
         message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
-        await channel.default_exchange.publish(message, Names(settings.namespace).checkpoints)
+        await channel.default_exchange.publish(message, queue)
     finally:
         await connection.close()
+
+
+async def publish_checkpoint_body(settings: Settings, body: bytes) -> None:
+    await publish_to_queue(settings, Names(settings.namespace).checkpoints, body)
 
 
 @pytest.mark.parametrize(
@@ -271,13 +276,7 @@ async def test_an_unreadable_last_message_does_not_blind_a_new_supervisor(
 
 
 async def publish_heartbeat(settings: Settings, body: bytes) -> None:
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        message = aio_pika.Message(body, content_type="application/json")
-        await channel.default_exchange.publish(message, Names(settings.namespace).supervisor)
-    finally:
-        await connection.close()
+    await publish_to_queue(settings, Names(settings.namespace).supervisor, body)
 
 
 def heartbeat_of(worker: str, running: int = 0) -> bytes:
