@@ -94,7 +94,14 @@ class Worker:
         names = await declare_core(publishing, self.settings)
         limits = self.settings.limits
         recorder = await EventRecorder.open(publishing, names, limits)
-        settler = await Settler(publishing, names, self._clock, self._acks).open()
+        settler = Settler(
+            publishing,
+            names,
+            self._clock,
+            self._acks,
+            delay_group_size=self.settings.quorum_group_size,
+        )
+        await settler.open()
         work = await publishing.get_exchange(names.work, ensure=False)
         dispatcher = Dispatcher(recorder, work, self._clock, limits)
         self._settler = settler
