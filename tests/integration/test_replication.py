@@ -85,7 +85,9 @@ async def test_replication_settings_reach_the_broker(settings: Settings) -> None
     queues = queues_of(settings)
     for name in (names.events, names.checkpoints):
         assert queues[name]["arguments"]["x-initial-cluster-size"] == 1, name
-    for name in (names.work_queue("default"), names.dead, names.triggers):
+    delays = [name for name in queues if name.startswith(f"{settings.namespace}.delayq.")]
+    assert delays, "the retry went through a delay queue"
+    for name in (names.work_queue("default"), names.dead, names.triggers, *delays):
         assert queues[name]["arguments"]["x-quorum-initial-group-size"] == 1, name
     for name in (names.supervisor, names.dead_watch):  # always every node (topology.py)
         assert "x-quorum-initial-group-size" not in queues[name]["arguments"], name
