@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import pytest
+from aio_pika.abc import AbstractIncomingMessage
 
 from engine import Status
 from tests.broker import is_local
@@ -21,7 +22,9 @@ from tests.integration.processes import WorkerProcess, fleet, rabbitmqctl, vhost
 from workers.broker import connect
 from workers.client import Client
 from workers.failover import BrokerUnreachable, FailoverConnection
+from workers.log_reader import LogFollower, stream_channel
 from workers.settings import Settings
+from workers.topology import Names
 
 DEAD = "127.0.0.1:1"
 """Port 1: nothing listens there, so connecting is refused at once."""
@@ -114,3 +117,47 @@ async def test_start_fails_once_every_address_failed_naming_each(settings: Setti
         message.index(f"127.0.0.1:{port} (vhost") for port in (1, 2, 3)
     )
     assert message.count("Connect call failed") == 3
+
+
+class CountingFollower(LogFollower):
+    """A log follower that also notes every delivery's offset, repeats included."""
+
+    delivered: list[int]
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self.delivered.append(int(message.headers.get("x-stream-offset", -1)))  # type: ignore[arg-type]
+        await super()._on_message(message)
+
+
+async def test_a_stream_consumer_resumes_on_the_next_address_without_replaying(
+    settings: Settings,
+) -> None:
+    """Restored on the other address, a stream consumer started at "first" goes on after
+    the last offset it saw (its arguments were updated in place), not from the start."""
+    first, second = other_name(settings)
+    listed = with_addresses(settings, first, second)
+    async with Client(listed) as client:
+        await bind_target(settings, "p.quick")
+        connection = await connect(listed, "test")
+        try:
+            assert isinstance(connection, FailoverConnection)
+            entries: list[int] = []
+            follower = CountingFollower(
+                await stream_channel(connection), Names(listed.namespace), lambda e: None
+            )
+            follower.delivered = entries
+            await follower.start("first")
+            for i in range(3):
+                await client.submit("p.quick", [i])
+            await eventually(lambda: len(entries) >= 3)
+            seen = len(entries)
+            rabbitmqctl("close_all_connections", "--vhost", vhost_of(settings), "test: resume")
+            await eventually(
+                lambda: connection.address.node == second and connection.connected.is_set()
+            )
+            for i in range(3):
+                await client.submit("p.quick", [i])
+            await eventually(lambda: len(entries) >= seen + 3)
+        finally:
+            await connection.close()
+    assert entries == sorted(set(entries)), f"no offset delivered twice: {entries}"
