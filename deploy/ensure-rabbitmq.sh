@@ -27,6 +27,9 @@ fi
 
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   echo "rabbitmq: starting"
+  # Quorum queues and streams hold file handles; a shell's default 1,024 runs out in a
+  # busy node (RabbitMQ then stops accepting connections). Raise it where we may.
+  ulimit -n 65536 2>/dev/null || true
   rabbitmq-server -detached
 fi
 for _ in $(seq 1 90); do

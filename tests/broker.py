@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import uuid
 from contextlib import AbstractContextManager
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 
@@ -77,3 +77,38 @@ def create_vhost() -> str:
 
 def delete_vhost(vhost: str) -> None:
     rabbitmqctl("delete_vhost", vhost)
+
+
+def vhost_of(url: str) -> str:
+    return unquote(urlsplit(url).path.lstrip("/")) or "/"
+
+
+def queues_of_namespace(url: str, namespace: str) -> list[str]:
+    """Every queue of ``namespace`` in ``url``'s vhost (rabbitmqctl: AMQP cannot list)."""
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost_of(url), "name", "--no-table-headers"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return [name for name in done.stdout.split() if name.startswith(f"{namespace}.")]
+
+
+async def delete_queues(url: str, names: list[str]) -> None:
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        for name in names:
+            await channel.queue_delete(name)
+    finally:
+        await connection.close()
+
+
+def clean_namespace(url: str, namespace: str) -> None:
+    """Delete a finished test's queues: a run's hundreds of quorum queues and streams
+    otherwise hold the broker's file handles until the run's vhost goes, and a broker
+    out of handles (1,024 by default) stops accepting connections."""
+    names = queues_of_namespace(url, namespace)
+    if names:
+        asyncio.run(delete_queues(url, names))

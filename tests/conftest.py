@@ -45,9 +45,12 @@ def namespace() -> str:
 
 
 @pytest.fixture
-def settings(broker_url: str, namespace: str) -> Settings:
-    """A namespace of its own for every test, inside the run's vhost."""
-    return Settings(amqp_url=broker_url, namespace=namespace, concurrency=8)
+def settings(broker_url: str, namespace: str) -> Iterator[Settings]:
+    """A namespace of its own for every test, inside the run's vhost; its queues are
+    deleted when the test ends (where the broker can be administered)."""
+    yield Settings(amqp_url=broker_url, namespace=namespace, concurrency=8)
+    if broker.can_admin(broker_url):
+        broker.clean_namespace(broker_url, namespace)
 
 
 @pytest.fixture
