@@ -69,7 +69,7 @@ class Attendance:
 
     When no heartbeat at all arrived for a few intervals, the broker (or the
     supervisor's own connection) was away: nobody's silence meant anything then.
-    Once heartbeats flow again, a worker heard from before the gap gets time to
+    Once heartbeats flow again, a worker not heard from since gets time to
     reconnect (``reconnect_s``, the longest its connection waits between tries)
     plus a loss window before its attempts can be judged lost; once it is heard
     from, its heartbeats speak for its attempts as usual. So a broker restart does
@@ -82,8 +82,6 @@ class Attendance:
     last_seen: dict[str, float] = field(default_factory=dict)
     last_receipt: float = float("-inf")
     outage_ended: float | None = None
-    awaited: set[str] = field(default_factory=set)
-    """Workers heard from before the last gap, and not since."""
 
     def listening(self, now: float) -> bool:
         """Heartbeats flow (the supervisor's own worker's included) with no gap now."""
@@ -94,15 +92,21 @@ class Attendance:
         after_gap = not self.listening(now)
         if after_gap and self.last_receipt != float("-inf"):
             self.outage_ended = now
-            self.awaited = set(self.last_seen)
-        self.awaited.discard(worker)
         self.last_receipt = now
         self.last_seen[worker] = now
         return after_gap
 
+    def outage(self, ended: float) -> None:
+        """The broker was away until ``ended`` (a supervisor that takes over right after
+        its own connection came back learns it that way, having heard nobody before)."""
+        self.outage_ended = ended
+
     def may_judge(self, worker: str | None, now: float) -> bool:
-        """Can an attempt of ``worker`` be judged lost now, or is it still reconnecting?"""
-        if worker is None or worker not in self.awaited or self.outage_ended is None:
+        """Can an attempt of ``worker`` be judged lost now, or may it still be reconnecting
+        after the last outage (not heard from since, and not yet given time to)?"""
+        if self.outage_ended is None or worker is None:
+            return True
+        if self.last_seen.get(worker, float("-inf")) >= self.outage_ended:
             return True
         return now >= self.outage_ended + self.reconnect_s + self.window_s
 
@@ -111,4 +115,3 @@ class Attendance:
         horizon = now - after_windows * self.window_s
         for worker in [w for w, seen in self.last_seen.items() if seen < horizon]:
             del self.last_seen[worker]
-            self.awaited.discard(worker)

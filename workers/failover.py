@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,8 @@ class FailoverConnection(RobustConnection):
         self._index = 0
         self._failures = 0
         self._connected_once = False
+        self.reconnected_at: float | None = None
+        """When (monotonic) this connection last came back after a loss, if ever."""
         self._start_errors: list[str] = []
         self._unreachable: asyncio.Future[None] = self.loop.create_future()
         self.reconnect_interval = NEXT_ADDRESS_PAUSE_S
@@ -93,6 +96,8 @@ class FailoverConnection(RobustConnection):
     async def _on_connected(self) -> None:
         await super()._on_connected()
         again, self._connected_once = self._connected_once, True
+        if again:
+            self.reconnected_at = time.monotonic()
         self._failures = 0
         self.reconnect_interval = NEXT_ADDRESS_PAUSE_S
         node = self.address

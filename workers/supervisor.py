@@ -140,6 +140,14 @@ class Supervisor:
             await self._stand_down()
             self.active = False
 
+    def _came_back_lately(self) -> bool:
+        """Did this process's connection come back from a loss just now? Then so are the
+        others (a broker restart, say), and workers get time to reconnect before their
+        attempts are judged; a take-over after a supervisor merely died stays quick."""
+        back = getattr(self._connection, "reconnected_at", None)
+        window = RECONNECT_WITHIN_S + self.settings.loss_window_s
+        return isinstance(back, float) and time.monotonic() - back < window
+
     async def _stand_down(self) -> None:
         """Undo a take-over that failed half-way, so the next one starts clean."""
         if self._follower is not None:
@@ -154,6 +162,8 @@ class Supervisor:
         interval, read dead letters and triggers, and checkpoint."""
         self._activated_at = self._monotonic()
         log.info("supervisor.active", worker=self.settings.worker_id)
+        if self._came_back_lately():
+            self.attendance.outage(self._activated_at)
         self.watch.clear()
         loaded, self._catch_up_to = await asyncio.gather(
             self._checkpoints.latest(), tail_offset(self._connection, self.names)

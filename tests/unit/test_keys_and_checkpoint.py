@@ -242,12 +242,22 @@ def test_after_a_gap_a_worker_heard_before_gets_time_to_reconnect() -> None:
     assert attendance.may_judge("b", 26.5)
 
 
-def test_without_a_gap_nobody_is_awaited() -> None:
+def test_without_a_gap_anyone_may_be_judged() -> None:
     attendance = Attendance(heartbeat_s=0.5, window_s=3.0, reconnect_s=6.0)
     for now in (1.0, 1.5, 2.0):
         assert not attendance.heard("a", now) or now == 1.0
     assert attendance.may_judge("b", 2.0)
-    assert set() == attendance.awaited
+
+
+def test_a_take_over_right_after_an_outage_waits_for_workers_it_never_heard() -> None:
+    """A supervisor that takes over as its own connection comes back has heard nobody:
+    every worker gets time to reconnect before its attempts are judged."""
+    attendance = Attendance(heartbeat_s=0.5, window_s=3.0, reconnect_s=6.0)
+    attendance.outage(ended=100.0)
+    attendance.heard("a", 100.2)
+    assert attendance.may_judge("a", 101.0)
+    assert not attendance.may_judge("never-heard", 105.0)
+    assert attendance.may_judge("never-heard", 109.0)
 
 
 def test_quiet_workers_are_forgotten() -> None:
