@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,9 +28,13 @@ from datetime import UTC, datetime, timedelta
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from engine.watch import is_start
+from workers.broker import retry_pause
 from workers.log_reader import Entry, RawLogFollower, stream_channel
+from workers.logs import get_logger
 from workers.settle import Clock
 from workers.topology import Names
+
+log = get_logger(__name__)
 
 CLOCK_SKEW = timedelta(seconds=30)
 """Hosts' clocks differ: a time from a header is trusted to within this much."""
@@ -66,16 +71,46 @@ class ClaimBook:
         self._buckets: deque[tuple[float, dict[int, int]]] = deque()
         self._waiting: dict[int, asyncio.Future[bool]] = {}
         self._follower: StartsOnly | None = None
+        self._retrying: asyncio.Task[None] | None = None
         self.since: datetime | None = None
         """When this book began to follow the log: it knows no start before."""
 
     async def start(self) -> None:
+        """Follow the log from now on; if the log cannot be read yet (a cluster node
+        with no replica of the stream so far, say), keep trying in the background: until
+        then ``covers`` says no, and copies are checked against the log itself."""
+        try:
+            await self._follow()
+        except Exception as err:
+            log.warning("claims.not_following_yet", error=repr(err))
+            self._retrying = asyncio.create_task(self._follow_eventually())
+
+    async def _follow(self) -> None:
         channel = await stream_channel(self._connection)
-        self._follower = StartsOnly(channel, self._names, self._on_entry)
-        self.since = self._clock()
-        await self._follower.start("next")
+        try:
+            follower = StartsOnly(channel, self._names, self._on_entry)
+            since = self._clock()
+            await follower.start("next")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
+        self._follower, self.since = follower, since
+
+    async def _follow_eventually(self) -> None:
+        for tries in itertools.count():
+            await asyncio.sleep(retry_pause(tries))
+            try:
+                await self._follow()
+            except Exception as err:
+                log.warning("claims.not_following_yet", error=repr(err), tries=tries)
+            else:
+                log.info("claims.following")
+                return
 
     async def stop(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
         if self._follower is not None:
             await self._follower.stop()
         for waiting in self._waiting.values():
