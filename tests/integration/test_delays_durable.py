@@ -61,6 +61,20 @@ async def connect_when_up(
             await asyncio.sleep(0.5)
 
 
+async def log_readable_again(settings: Settings, patience_s: float = 60.0) -> None:
+    """After ``start_app`` the broker answers before every stream is back (a declare
+    can still fail with 'home node ... is down'): wait until the log reads again."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            await log_events(settings)
+            return
+        except (OSError, aio_pika.exceptions.AMQPError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def schedule(settings: Settings, delays_s: list[float]) -> dict[str, datetime]:
     """One retry per delay, through ``Settler.schedule`` (the workers' own path), all
     confirmed; returns each retry's body -> due time."""
@@ -156,6 +170,7 @@ async def test_executions_whose_retries_wait_through_a_restart_all_succeed(
     patient = settings.model_copy(update={"retry_recovery_s": 3600.0})
     ids = await submit_until_all_wait(patient, 100)
     await asyncio.to_thread(broker_down_for, DOWN_S)
+    await log_readable_again(settings)
     ended: dict[str, str] = {}
 
     async def all_ended() -> bool:
