@@ -1,8 +1,7 @@
 """Wire formats: events, work messages, triggers and their codec. No I/O here."""
 
-from contracts.base import Json, WireModel
-from contracts.codec import (
-    DecodeError,
+from ricochet.contracts.base import Json, WireModel
+from ricochet.contracts.codec import (
     decode,
     decode_batch,
     decode_event,
@@ -10,7 +9,7 @@ from contracts.codec import (
     encode_batch,
     encode_json,
 )
-from contracts.events import (
+from ricochet.contracts.events import (
     BATCH_ADAPTER,
     EVENT_ADAPTER,
     EVENT_TYPES,
@@ -29,11 +28,10 @@ from contracts.events import (
     RetryScheduled,
     event_id,
 )
-from contracts.failure import ErrorInfo, FailureCause
-from contracts.heartbeat import Heartbeat, RunningAttempt
-from contracts.limits import (
+from ricochet.contracts.failure import ErrorInfo, FailureCause
+from ricochet.contracts.heartbeat import Heartbeat, RunningAttempt
+from ricochet.contracts.limits import (
     DEFAULT_LIMITS,
-    LimitExceeded,
     Limits,
     NotReadable,
     ReadableJson,
@@ -43,9 +41,9 @@ from contracts.limits import (
     check_result,
     check_value,
 )
-from contracts.policy import AT_MOST_ONCE, RetryPolicy
-from contracts.trigger import MAX_TRIGGER_BYTES, TRIGGER_CONTENT_TYPE, TriggerV1
-from contracts.work import (
+from ricochet.contracts.policy import AT_MOST_ONCE, RetryPolicy
+from ricochet.contracts.trigger import MAX_TRIGGER_BYTES, TRIGGER_CONTENT_TYPE, TriggerV1
+from ricochet.contracts.work import (
     ATTEMPT_HEADER,
     DUE_AT_HEADER,
     REASON_HEADER,
@@ -53,6 +51,7 @@ from contracts.work import (
     SOURCE_QUEUE_HEADER,
     WorkMessage,
 )
+from ricochet.errors import DecodeError, LimitExceeded
 
 __all__ = [
     "ATTEMPT_HEADER",

@@ -20,16 +20,13 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from contracts.base import WireModel
-from contracts.events import BATCH_ADAPTER, EVENT_ADAPTER, Event, EventBatch
-from contracts.upcasting import upcast
+from ricochet.contracts.base import WireModel
+from ricochet.contracts.events import BATCH_ADAPTER, EVENT_ADAPTER, Event, EventBatch
+from ricochet.contracts.upcasting import upcast
+from ricochet.errors import DecodeError
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-
-class DecodeError(ValueError):
-    """The bytes are not JSON, or not the expected shape: bad input, never retried."""
 
 
 def encode(model: WireModel) -> bytes:

@@ -11,10 +11,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from contracts.base import UtcDatetime, WireModel
-from contracts.failure import ErrorInfo, FailureCause
-from contracts.limits import ReadableJson
-from contracts.policy import RetryPolicy
+from ricochet.contracts.base import UtcDatetime, WireModel
+from ricochet.contracts.failure import ErrorInfo, FailureCause
+from ricochet.contracts.limits import ReadableJson
+from ricochet.contracts.policy import RetryPolicy
 
 
 class EventBase(WireModel):
@@ -157,3 +157,12 @@ TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1")
 def event_id(execution_id: str, attempt: int, kind: str) -> str:
     """The deterministic id of one fact: the same fact always gets the same id."""
     return f"{execution_id}/{attempt}/{kind}"
+
+
+BATCH_TYPE = "ricochet.events"
+"""The AMQP ``type`` of an event-log message (one batch of events)."""
+
+CLAIMS_HEADER = "ricochet-claims"
+"""The claim ids of the one-try callers in a message, space-separated (a stream keeps
+string headers but drops arrays), so one can tell, after a lost confirm, whether its
+own claim reached the log."""

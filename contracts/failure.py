@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from contracts.base import WireModel
+from ricochet.contracts.base import WireModel
 
 
 class FailureCause(StrEnum):

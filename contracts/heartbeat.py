@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from contracts.base import UtcDatetime, WireModel
+from ricochet.contracts.base import UtcDatetime, WireModel
 
 
 class RunningAttempt(WireModel):

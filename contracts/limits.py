@@ -33,6 +33,8 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, JsonValue
 
+from ricochet.errors import LimitExceeded
+
 KIB = 1024
 MIB = 1024 * KIB
 
@@ -45,10 +47,6 @@ WORK_ENVELOPE_BYTES = 64 * KIB
 
 MAX_ERROR_CHARS = 16 * KIB
 """An error's message, and separately its traceback, are cut to this many characters."""
-
-
-class LimitExceeded(ValueError):
-    """A value breaks one of the shared limits; the message is one line saying which."""
 
 
 class TooLarge(LimitExceeded):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from contracts.base import WireModel
+from ricochet.contracts.base import WireModel
 
 
 class RetryPolicy(WireModel):

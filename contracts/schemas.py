@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.events import BATCH_ADAPTER, EVENT_ADAPTER, EVENT_TYPES
-from contracts.trigger import TriggerV1
-from contracts.work import WorkMessage
+from ricochet.contracts.events import BATCH_ADAPTER, EVENT_ADAPTER, EVENT_TYPES
+from ricochet.contracts.trigger import TriggerV1
+from ricochet.contracts.work import WorkMessage
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

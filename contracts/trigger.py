@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from contracts.base import WireModel
-from contracts.limits import DEFAULT_LIMITS, ReadableJson
+from ricochet.contracts.base import WireModel
+from ricochet.contracts.limits import DEFAULT_LIMITS, ReadableJson
 
 TRIGGER_CONTENT_TYPE = "application/json"
 MAX_TRIGGER_BYTES = DEFAULT_LIMITS.max_trigger_bytes

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from contracts.base import WireModel
-from contracts.limits import ReadableJson
+from ricochet.contracts.base import WireModel
+from ricochet.contracts.limits import ReadableJson
 
 ATTEMPT_HEADER = "ricochet-attempt"
 """The attempt this delivery is for (1 for the first run)."""

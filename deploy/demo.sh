@@ -78,8 +78,8 @@ trap stop_worker EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-step "starting a worker: ricochet worker workers.examples.flaky (namespace $RICOCHET_NAMESPACE)"
-"$RICOCHET" worker workers.examples.flaky --concurrency 4 --grace 10 2>"$worker_log" &
+step "starting a worker: ricochet worker ricochet.workers.examples.flaky (namespace $RICOCHET_NAMESPACE)"
+"$RICOCHET" worker ricochet.workers.examples.flaky --concurrency 4 --grace 10 2>"$worker_log" &
 worker_pid=$!
 for _ in $(seq 1 300); do
   grep -q 'worker.started' "$worker_log" && break

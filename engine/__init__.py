@@ -1,6 +1,6 @@
 """The engine: retry policy, decider and fold. Pure: no I/O, clock, randomness or logging."""
 
-from engine.commands import (
+from ricochet.engine.commands import (
     Command,
     NoteRerun,
     RecordFailure,
@@ -10,11 +10,19 @@ from engine.commands import (
     RequestExecution,
     StartAttempt,
 )
-from engine.decider import Decision, decide, fold, run
-from engine.evolve import evolve, progress_of
-from engine.policy import InvalidRetryPolicy, delay_after, parse_retries, retry_delay, schedule
-from engine.projection import Projection, project
-from engine.state import TERMINAL, AttemptState, ExecutionState, Status, awaiting_attempt, initial
+from ricochet.engine.decider import Decision, decide, fold, run
+from ricochet.engine.evolve import evolve, progress_of
+from ricochet.engine.policy import delay_after, parse_retries, retry_delay, schedule
+from ricochet.engine.projection import Projection, project
+from ricochet.engine.state import (
+    TERMINAL,
+    AttemptState,
+    ExecutionState,
+    Status,
+    awaiting_attempt,
+    initial,
+)
+from ricochet.errors import InvalidRetryPolicy
 
 __all__ = [
     "TERMINAL",

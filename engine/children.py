@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from contracts import ChildReused, event_id
+from ricochet.contracts import ChildReused, event_id
 
 CHILD_NAMESPACE = uuid.UUID("0b9a7a52-3d1e-4c57-b0a4-6f3f0e8d2c11")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from contracts import ErrorInfo, FailureCause, Json, RetryPolicy
+from ricochet.contracts import ErrorInfo, FailureCause, Json, RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

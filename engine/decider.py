@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, timedelta
 from typing import assert_never
 
-from contracts import (
+from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
@@ -21,7 +21,7 @@ from contracts import (
     RetryScheduled,
     event_id,
 )
-from engine.commands import (
+from ricochet.engine.commands import (
     Command,
     NoteRerun,
     RecordFailure,
@@ -31,9 +31,9 @@ from engine.commands import (
     RequestExecution,
     StartAttempt,
 )
-from engine.evolve import evolve
-from engine.policy import delay_after
-from engine.state import ExecutionState, Status, initial
+from ricochet.engine.evolve import evolve
+from ricochet.engine.policy import delay_after
+from ricochet.engine.state import ExecutionState, Status, initial
 
 Decision = tuple[Event, ...] | Rejected
 

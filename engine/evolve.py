@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, assert_never
 
-from contracts import (
+from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
@@ -26,7 +26,7 @@ from contracts import (
     RerunRequested,
     RetryScheduled,
 )
-from engine.state import (
+from ricochet.engine.state import (
     AttemptState,
     ExecutionState,
     Status,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.state import ExecutionState
+from ricochet.engine.state import ExecutionState
 
 RawEvent = dict[str, Any]
 """One event as parsed JSON, not yet validated."""

@@ -9,16 +9,8 @@ from __future__ import annotations
 
 from numbers import Real
 
-from contracts.policy import RetryPolicy
-
-
-class InvalidRetryPolicy(ValueError):
-    """A ``retries=`` value that makes no sense; raised when the task is declared."""
-
-    def __init__(self, task_name: str, value: object, why: str) -> None:
-        super().__init__(f"task {task_name!r}: invalid retries={value!r}: {why}")
-        self.task_name = task_name
-        self.value = value
+from ricochet.contracts.policy import RetryPolicy
+from ricochet.errors import InvalidRetryPolicy
 
 
 def _number(task_name: str, value: object, whole: object, what: str) -> float:

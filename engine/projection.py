@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from contracts import Event
-from engine.evolve import evolve
-from engine.state import ExecutionState, initial
+from ricochet.contracts import Event
+from ricochet.engine.evolve import evolve
+from ricochet.engine.state import ExecutionState, initial
 
 
 @dataclass(slots=True)

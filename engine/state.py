@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from contracts import ErrorInfo, FailureCause, Json, RetryPolicy
+from ricochet.contracts import ErrorInfo, FailureCause, Json, RetryPolicy
 
 
 class Status(StrEnum):

@@ -28,12 +28,12 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from contracts import Event, decode_event, encode_json
-from engine.keys import KeyWindow, key_digest
-from engine.live import Live, RawEvent
-from engine.projection import Projection
-from engine.state import ExecutionState, Status
-from engine.vigil import Vigil
+from ricochet.contracts import Event, decode_event, encode_json
+from ricochet.engine.keys import KeyWindow, key_digest
+from ricochet.engine.live import Live, RawEvent
+from ricochet.engine.projection import Projection
+from ricochet.engine.state import ExecutionState, Status
+from ricochet.engine.vigil import Vigil
 
 ENDED_MEMORY = 2_000
 """Recently ended executions remembered, so a duplicate request or start recorded just

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests import broker
-from workers.client import Client
-from workers.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -129,17 +129,18 @@ class Graph:
         """The longest path of imports (within an acyclic graph; cycles are cut)."""
 
         @cache
-        def longest_from(node: str, seen: frozenset[str]) -> tuple[str, ...]:
+        def longest_from(node: str) -> tuple[str, ...]:
             best: tuple[str, ...] = ()
-            for nxt in sorted(self.edges[node] - seen):
-                path = longest_from(nxt, seen | {nxt})
-                if len(path) > len(best):
-                    best = path
+            for nxt in sorted(self.edges[node]):
+                path = longest_from(nxt)
+                best = path if len(path) > len(best) else best
             return (node, *best)
 
         if self.cycles():
             return []
-        return list(max((longest_from(m, frozenset({m})) for m in self.edges), key=len))
+        chains: list[tuple[str, ...]] = [longest_from(m) for m in sorted(self.edges)]
+        longest = max(chains, key=len)
+        return list(longest)
 
     def modules_per_folder(self) -> Counter[str]:
         """Modules (``__init__`` excluded) counted by the package that holds them."""

@@ -3,7 +3,7 @@
 Why a list: aio-pika reconnects to the one host it was given, so a process
 pointed at a stopped cluster node would stall for the whole outage. With
 several addresses every connection tries the next one instead
-(``workers.broker.connect``).
+(``ricochet.workers.amqp.broker.connect``).
 
 The format, checked when ``Settings`` is built:
 
@@ -21,12 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
+from ricochet.errors import AddressError
+
 SCHEMES = {"amqp": 5672, "amqps": 5671}
 """Accepted schemes and their default ports."""
-
-
-class AddressError(ValueError):
-    """``RICOCHET_AMQP_URL`` cannot be read as a list of broker addresses."""
 
 
 @dataclass(frozen=True, slots=True)

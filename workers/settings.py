@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from contracts.limits import DEFAULT_LIMITS, Limits
-from workers.addresses import BrokerAddress, parse_addresses
+from ricochet.contracts.limits import DEFAULT_LIMITS, Limits
+from ricochet.workers.addresses import BrokerAddress, parse_addresses
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -39,7 +39,7 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     amqp_url: str = DEFAULT_AMQP_URL
-    """One broker URL or several, comma-separated (format: ``workers.addresses``)."""
+    """One broker URL or several, comma-separated (format: ``ricochet.workers.addresses``)."""
     namespace: str = Field(default="ricochet", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     concurrency: int = Field(default=8, ge=1, le=10_000)
     prefetch: int | None = Field(default=None, ge=1, le=65_535)

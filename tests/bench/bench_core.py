@@ -23,8 +23,14 @@ from datetime import datetime
 
 import aio_pika
 
-from contracts import AttemptStarted, RetryScheduled
-from engine import Status
+from ricochet.contracts import AttemptStarted, RetryScheduled
+from ricochet.engine import Status
+from ricochet.workers.amqp.broker import connect, publishing_channel
+from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.reader import read_log
+from ricochet.workers.runtime.tasks import DEFAULT_QUEUE
+from ricochet.workers.settings import Settings
 from tests.bench.raw import CHUNK, Rates, publish_then_consume, ttl_lateness
 from tests.bench.support import (
     WorkerProcess,
@@ -36,12 +42,6 @@ from tests.bench.support import (
     summary_ms,
 )
 from tests.bench.tally import Tally
-from workers.broker import connect, publishing_channel
-from workers.client import Client
-from workers.log_reader import read_log
-from workers.settings import Settings
-from workers.tasks import DEFAULT_QUEUE
-from workers.topology import Names, declare_core, declare_queue, work_queue
 
 NOOP = "bench.noop"
 FAIL_ONCE = "bench.fail_once"

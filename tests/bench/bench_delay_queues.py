@@ -10,7 +10,7 @@ dead-letters to ``<ns>.work`` and on to a consumed quorum work queue. Lateness =
 arrival - due time. Cases: 200 retries at once due 2 s later; and 100 due 10 s
 later, then, once those are queued, 100 due 1 s later (the 1 s group must not wait
 behind the 10 s one). ``classic`` is the queue main declared before (classic, TTL
-dead-lettering at most once); ``quorum`` is ``workers.topology.delay_queue``.
+dead-lettering at most once); ``quorum`` is ``ricochet.workers.amqp.topology.delay_queue``.
 Everything runs in a vhost of its own, deleted at the end.
 """
 
@@ -26,11 +26,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
-from contracts import ATTEMPT_HEADER, DUE_AT_HEADER
-from tests.bench.supervision import in_namespace, isolated, progress, run_cleanly
-from tests.bench.support import summary_ms
-from workers.settings import Settings
-from workers.topology import (
+from ricochet.contracts import ATTEMPT_HEADER, DUE_AT_HEADER
+from ricochet.workers.amqp.topology import (
     DELAY_HEADER,
     Names,
     QueueSpec,
@@ -40,6 +37,9 @@ from workers.topology import (
     delay_queue,
     work_queue,
 )
+from ricochet.workers.settings import Settings
+from tests.bench.supervision import in_namespace, isolated, progress, run_cleanly
+from tests.bench.support import summary_ms
 
 TARGET = "bench.delayed"
 KINDS = ("classic", "quorum")

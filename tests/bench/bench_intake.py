@@ -25,6 +25,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.settings import Settings
 from tests.bench.bench_core import submit_all
 from tests.bench.raw import Rates, publish_then_consume
 from tests.bench.supervision import (
@@ -39,8 +41,6 @@ from tests.bench.supervision import (
     watching,
 )
 from tests.bench.support import delete_namespace, delete_objects
-from workers.settings import Settings
-from workers.topology import Names
 
 CONCURRENCY = 64
 KEYED_EVERY = 4

@@ -19,13 +19,13 @@ import time
 import uuid
 from pathlib import Path
 
-from contracts import FailureCause
+from ricochet.contracts import FailureCause
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.bench.support import delete_namespace
 from tests.integration.harness import eventually
 from tests.integration.processes import fleet
 from tests.integration.test_worker_loss import running_attempt
-from workers.client import Client
-from workers.settings import Settings
 
 SETTINGS = ((0.25, 1.0), (0.5, 3.0), (1.0, 10.0))
 

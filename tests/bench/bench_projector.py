@@ -20,15 +20,15 @@ from pathlib import Path
 
 import aio_pika
 
-from contracts import AT_MOST_ONCE, Event, decode_batch, encode_batch
-from engine import RecordSuccess, RequestExecution, StartAttempt, initial, project, run
+from ricochet.contracts import AT_MOST_ONCE, Event, decode_batch, encode_batch
+from ricochet.engine import RecordSuccess, RequestExecution, StartAttempt, initial, project, run
+from ricochet.workers.amqp.broker import connect, publishing_channel
+from ricochet.workers.amqp.topology import Names, declare_core
+from ricochet.workers.log.reader import read_log
+from ricochet.workers.read.projector import Projector
+from ricochet.workers.settings import Settings
 from tests.bench.support import delete_namespace, new_namespace, settings_for
 from tests.integration.harness import eventually
-from workers.broker import connect, publishing_channel
-from workers.log_reader import read_log
-from workers.projector import Projector
-from workers.settings import Settings
-from workers.topology import Names, declare_core
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 IN_FLIGHT = 400

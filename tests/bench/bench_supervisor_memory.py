@@ -21,6 +21,8 @@ import sys
 import uuid
 from dataclasses import dataclass
 
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.settings import Settings
 from tests.bench.bench_takeover import (
     CONCURRENCY,
     OPTIONS,
@@ -37,8 +39,6 @@ from tests.bench.supervision import (
     trigger_all,
     watching,
 )
-from workers.settings import Settings
-from workers.topology import Names
 
 SETTLE_S = 2.0
 """Pause before reading a worker's RSS, so it is not caught mid-burst."""

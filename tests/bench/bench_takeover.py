@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from ricochet.workers.client.client import Client
 from tests.bench.supervision import (
     NOOP,
     SLEEP,
@@ -39,7 +40,6 @@ from tests.bench.supervision import (
     watching,
 )
 from tests.bench.support import WorkerProcess
-from workers.client import Client
 
 HEARTBEAT_S = 0.5
 LOSS_WINDOW_S = 3.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from workers import current_attempt, task
+from ricochet import current_attempt, task
 
 
 class FirstAttemptFails(RuntimeError):

@@ -15,18 +15,18 @@ from datetime import datetime
 
 from aio_pika.abc import AbstractRobustConnection
 
-from contracts import AttemptStarted, ExecutionRequested, RetryScheduled
+from ricochet.contracts import AttemptStarted, ExecutionRequested, RetryScheduled
+from ricochet.workers.amqp.broker import connect, publishing_channel
+from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.reader import Entry, LogFollower, read_log, stream_channel, tail_offset
+from ricochet.workers.runtime.tasks import DEFAULT_QUEUE
+from ricochet.workers.settings import Settings
 from tests.bench.bench_core import submit_all
 from tests.bench.broker_cpu import BrokerCpu
 from tests.bench.support import WorkerProcess, delete_namespace, new_namespace, settings_for
 from tests.bench.systems import BACKLOG, Memory
 from tests.bench.tally import Tally
-from workers.broker import connect, publishing_channel
-from workers.client import Client
-from workers.log_reader import Entry, LogFollower, read_log, stream_channel, tail_offset
-from workers.settings import Settings
-from workers.tasks import DEFAULT_QUEUE
-from workers.topology import Names, declare_core, declare_queue, work_queue
 
 NOOP = "bench.noop"
 FAIL_ONCE = {2.0: "bench.fail_once", 1.0: "bench.fail_once_1s", 10.0: "bench.fail_once_10s"}

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import orjson
 
+from ricochet.workers.settings import Settings
 from tests.bench.bench_core import server_version
 from tests.bench.bench_projector import fold_rates
 from tests.bench.raw import publish_then_consume, ttl_lateness
@@ -36,7 +37,6 @@ from tests.bench.ricochet_system import RicochetSystem
 from tests.bench.support import delete_objects, masked, new_namespace, percentile
 from tests.bench.systems import System
 from tests.bench.table import render
-from workers.settings import Settings
 
 RICOCHET = "Ricochet"
 WINDOW = 64

@@ -27,14 +27,14 @@ import aio_pika
 import orjson
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
-from contracts import TERMINAL_TYPES
+from ricochet.contracts import TERMINAL_TYPES
+from ricochet.workers.amqp.broker import connect, publishing_channel
+from ricochet.workers.amqp.topology import Names, declare_core
+from ricochet.workers.settings import Settings
 from tests.bench.raw import CHUNK
 from tests.bench.support import WorkerProcess, delete_namespace, new_namespace
 from tests.bench.tally import STARTED, Tally
 from tests.broker import can_admin, delete_vhost, rabbitmqctl, with_vhost
-from workers.broker import connect, publishing_channel
-from workers.settings import Settings
-from workers.topology import Names, declare_core
 
 REQUESTED = "execution_requested."
 """Prefix of the request event's type, whatever its version."""

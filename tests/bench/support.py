@@ -21,8 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
-from workers.settings import Settings
-from workers.topology import Names, core_queues, exchanges
+from ricochet.workers.amqp.topology import Names, core_queues, exchanges
+from ricochet.workers.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS_MODULE = "tests.bench.noop_tasks"

@@ -15,9 +15,9 @@ from datetime import datetime
 import orjson
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from contracts import TERMINAL_TYPES
-from workers.log_reader import STREAM_PREFETCH
-from workers.topology import Names
+from ricochet.contracts import TERMINAL_TYPES
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.log.reader import STREAM_PREFETCH
 
 STARTED = "attempt_started.v2"
 FAILED = "execution_failed.v1"

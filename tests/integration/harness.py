@@ -11,12 +11,12 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from contracts import Event
-from workers.history import read_events
-from workers.settings import Settings
-from workers.tasks import Task
-from workers.topology import Names, declare_queue, work_queue
-from workers.worker import Worker
+from ricochet.contracts import Event
+from ricochet.workers.amqp.topology import Names, declare_queue, work_queue
+from ricochet.workers.log.history import read_events
+from ricochet.workers.runtime.tasks import Task
+from ricochet.workers.runtime.worker import Worker
+from ricochet.workers.settings import Settings
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from workers import current_attempt, task
+from ricochet import current_attempt, task
 
 MARKERS_ENV = "RICOCHET_TEST_MARKERS"
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from ricochet.workers.settings import Settings
 from tests.integration.process_tasks import MARKERS_ENV
-from workers.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = "tests.integration.process_tasks"
@@ -30,7 +30,7 @@ class WorkerProcess:
             "RICOCHET_NAMESPACE": settings.namespace,
             MARKERS_ENV: str(markers),
         }
-        command = [sys.executable, "-m", "workers", "--log-json", "worker", MODULE, *options]
+        command = [sys.executable, "-m", "ricochet", "--log-json", "worker", MODULE, *options]
         self._log_file = log.open("wb")
         self.process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=self._log_file, stderr=subprocess.STDOUT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from workers import Task, current_attempt, task, workflow
+from ricochet import Task, current_attempt, task, workflow
 
 
 class Boom(RuntimeError):

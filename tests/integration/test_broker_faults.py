@@ -6,13 +6,13 @@ import asyncio
 import collections
 from pathlib import Path
 
-from contracts import TERMINAL_TYPES, Event
-from engine import Status, project
+from ricochet.contracts import TERMINAL_TYPES, Event
+from ricochet.engine import Status, project
+from ricochet.workers.client.client import Client
+from ricochet.workers.read.projector import Projector
+from ricochet.workers.settings import Settings
 from tests.integration.harness import bind_target, eventually, log_events
 from tests.integration.processes import Fleet, fleet, rabbitmqctl, vhost_of
-from workers.client import Client
-from workers.projector import Projector
-from workers.settings import Settings
 
 EXECUTIONS = 200
 

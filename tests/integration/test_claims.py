@@ -13,12 +13,18 @@ from datetime import UTC, datetime
 
 import aio_pika
 
-from contracts import ATTEMPT_HEADER, DUE_AT_HEADER, REQUESTED_AT_HEADER, WorkMessage, encode
+from ricochet.contracts import (
+    ATTEMPT_HEADER,
+    DUE_AT_HEADER,
+    REQUESTED_AT_HEADER,
+    WorkMessage,
+    encode,
+)
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import bind_target, eventually, log_events, running_worker
-from workers.client import Client
-from workers.settings import Settings
-from workers.topology import Names
 
 COPIES = 20
 

@@ -8,9 +8,9 @@ import sys
 
 import orjson
 
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import running_worker
-from workers.settings import Settings
 
 
 async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str, str]:
@@ -23,7 +23,7 @@ async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "workers",
+        "ricochet",
         "--log-json",
         *args,
         env=env,

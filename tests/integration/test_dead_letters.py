@@ -6,7 +6,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import FieldValue
 
-from contracts import (
+from ricochet.contracts import (
     REASON_HEADER,
     ExecutionFailed,
     ExecutionRequested,
@@ -14,11 +14,12 @@ from contracts import (
     WorkMessage,
     encode,
 )
+from ricochet.errors import UnknownTarget
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import dead_letters, log_events, running_worker
-from workers.client import Client, UnknownTarget
-from workers.settings import Settings
-from workers.topology import Names
 
 
 async def _publish_raw(settings: Settings, body: bytes, headers: dict[str, FieldValue]) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from contracts import AttemptFailed, AttemptStarted, RetryScheduled
+from ricochet.contracts import AttemptFailed, AttemptStarted, RetryScheduled
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import eventually, log_events, running_worker
-from workers.client import Client
-from workers.settings import Settings
 
 
 def _gaps(events: list[object]) -> list[float]:

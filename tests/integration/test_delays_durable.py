@@ -18,16 +18,16 @@ from datetime import UTC, datetime, timedelta
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from contracts import TERMINAL_TYPES, AttemptStarted, ExecutionSucceeded
-from engine import Status
+from ricochet import current_attempt, task
+from ricochet.contracts import TERMINAL_TYPES, AttemptStarted, ExecutionSucceeded
+from ricochet.engine import Status
+from ricochet.workers.amqp.topology import declare_core
+from ricochet.workers.client.client import Client
+from ricochet.workers.delivery.disposition import Retry
+from ricochet.workers.delivery.settle import Settler
+from ricochet.workers.settings import Settings
 from tests.integration.harness import bind_target, eventually, log_events, running_worker
 from tests.integration.processes import rabbitmqctl
-from workers import current_attempt, task
-from workers.client import Client
-from workers.outcome import Retry
-from workers.settings import Settings
-from workers.settle import Settler
-from workers.topology import declare_core
 
 TARGET = "durable.retried"
 DOWN_S = 5.0

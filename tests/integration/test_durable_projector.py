@@ -14,17 +14,17 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from engine import project
+from ricochet.engine import project
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.history import read_entries
+from ricochet.workers.read import api
+from ricochet.workers.read.projector import Projector
+from ricochet.workers.read.store import STATE, ProjectionStore
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import eventually, running_worker
 from tests.integration.processes import REPO
 from tests.integration.test_cli import ricochet
-from workers import api
-from workers.client import Client
-from workers.history import read_entries
-from workers.projector import Projector
-from workers.settings import Settings
-from workers.store import STATE, ProjectionStore
 
 
 def free_port() -> int:
@@ -44,7 +44,7 @@ def start_projector(
     command = [
         sys.executable,
         "-m",
-        "workers",
+        "ricochet",
         "--log-json",
         "projector",
         "--store",

@@ -15,16 +15,17 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from engine import Status
+from ricochet.engine import Status
+from ricochet.errors import BrokerUnreachable
+from ricochet.workers.amqp.broker import connect
+from ricochet.workers.amqp.failover import FailoverConnection
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.reader import LogFollower, stream_channel
+from ricochet.workers.settings import Settings
 from tests.broker import is_local
 from tests.integration.harness import bind_target, eventually, log_events
 from tests.integration.processes import WorkerProcess, fleet, rabbitmqctl, vhost_of
-from workers.broker import connect
-from workers.client import Client
-from workers.failover import BrokerUnreachable, FailoverConnection
-from workers.log_reader import LogFollower, stream_channel
-from workers.settings import Settings
-from workers.topology import Names
 
 DEAD = "127.0.0.1:1"
 """Port 1: nothing listens there, so connecting is refused at once."""

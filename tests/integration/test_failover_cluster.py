@@ -33,13 +33,13 @@ from typing import Any
 
 import pytest
 
-from engine import Status, project
+from ricochet.engine import Status, project
+from ricochet.workers.client.client import Client
+from ricochet.workers.read.projector import Projector
+from ricochet.workers.settings import Settings
 from tests.integration.harness import bind_target, eventually, log_events
 from tests.integration.processes import Fleet, WorkerProcess
 from tests.integration.test_failover import logged, node_of
-from workers.client import Client
-from workers.projector import Projector
-from workers.settings import Settings
 
 HOST = socket.gethostname().split(".")[0]
 PORTS = (5691, 5692, 5693)
@@ -154,7 +154,7 @@ def connected(worker: WorkerProcess) -> list[dict[str, object]]:
 
 
 def cli_submit(settings: Settings) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "workers", "--log-json", "submit", "p.quick"]
+    command = [sys.executable, "-m", "ricochet", "--log-json", "submit", "p.quick"]
     env = {
         **os.environ,
         "RICOCHET_AMQP_URL": settings.amqp_url,

@@ -8,14 +8,14 @@ import uuid
 
 import pytest
 
-from contracts import AttemptStarted, Event, ExecutionRequested
+from ricochet.contracts import AttemptStarted, Event, ExecutionRequested
+from ricochet.workers.amqp.broker import connect, publishing_channel
+from ricochet.workers.amqp.topology import declare_core
+from ricochet.workers.log.history import read_entries
+from ricochet.workers.log.recorder import EventRecorder
+from ricochet.workers.log.started import StartedLookup
+from ricochet.workers.settings import Settings
 from tests.unit.builders import requested, started
-from workers.broker import connect, publishing_channel
-from workers.event_log import EventRecorder
-from workers.history import read_entries
-from workers.settings import Settings
-from workers.started_check import StartedLookup
-from workers.topology import declare_core
 
 pytestmark = pytest.mark.broker
 

@@ -6,11 +6,12 @@ import asyncio
 
 import pytest
 
-from contracts import AttemptFailed, AttemptStarted, ExecutionFailed, RetryScheduled
+from ricochet.contracts import AttemptFailed, AttemptStarted, ExecutionFailed, RetryScheduled
+from ricochet.errors import RemoteError
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import log_events, running_worker, types_of
-from workers.client import Client, RemoteError
-from workers.settings import Settings
 
 
 async def test_success_first_time_records_four_events_in_order(

@@ -18,25 +18,25 @@ from typing import Any
 import orjson
 import pytest
 
-from contracts import (
+from ricochet.contracts import (
     REASON_HEADER,
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
     ExecutionFailed,
     FailureCause,
-    LimitExceeded,
     NotReadable,
     RetryScheduled,
     TooLarge,
 )
+from ricochet.errors import LimitExceeded
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.history import read_entries
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import dead_letters, log_events, running_worker
 from tests.integration.test_dead_letters import _publish_raw
 from tests.integration.test_triggers import publish_trigger
-from workers.client import Client
-from workers.history import read_entries
-from workers.settings import Settings
 
 pytestmark = pytest.mark.broker
 

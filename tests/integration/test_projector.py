@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from engine import Projection, project
+from ricochet.engine import Projection, project
+from ricochet.workers.client.client import Client
+from ricochet.workers.read.projector import Projector
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import eventually, log_events, running_worker
-from workers.client import Client
-from workers.projector import Projector
-from workers.settings import Settings
 
 
 async def test_live_projection_equals_a_fresh_fold(settings: Settings, client: Client) -> None:

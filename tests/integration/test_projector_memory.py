@@ -12,13 +12,13 @@ import tracemalloc
 
 import pytest
 
-from engine import project
+from ricochet.engine import project
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.history import read_entries
+from ricochet.workers.read import projector as projector_module
+from ricochet.workers.read.projector import Projector
+from ricochet.workers.settings import Settings
 from tests.integration.harness import bind_target, eventually, log_events
-from workers import projector as projector_module
-from workers.client import Client
-from workers.history import read_entries
-from workers.projector import Projector
-from workers.settings import Settings
 
 EXECUTIONS = 60
 ARG_BYTES = 512 * 1024

@@ -10,13 +10,13 @@ import uuid
 
 import aio_pika
 
-from contracts import Event, encode_batch
+from ricochet.contracts import Event, encode_batch
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import bind_target, log_events, running_worker
 from tests.unit.builders import failed, requested, retry_scheduled, started
-from workers.client import Client
-from workers.settings import Settings
-from workers.topology import Names
 
 
 async def record_only(settings: Settings, events: list[Event]) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import orjson
 
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.history import read_entries
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import running_worker
 from tests.integration.test_cli import ricochet
-from workers.client import Client
-from workers.history import read_entries
-from workers.settings import Settings
 
 
 def ids(lines: str) -> list[str]:

@@ -11,12 +11,12 @@ import json
 import subprocess
 from typing import Any
 
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import running_worker
 from tests.integration.processes import vhost_of
-from workers.client import Client
-from workers.settings import Settings
-from workers.topology import Names
 
 
 def queues_of(settings: Settings) -> dict[str, dict[str, Any]]:

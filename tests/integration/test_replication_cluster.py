@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import running_worker
-from workers.client import Client
-from workers.settings import Settings
-from workers.topology import Names
 
 START_TIMEOUT_S = 60
 CTL_TIMEOUT_S = 60

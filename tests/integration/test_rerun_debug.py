@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contracts import ExecutionRequested, RerunRequested
-from engine import Status
+from ricochet.contracts import ExecutionRequested, RerunRequested
+from ricochet.engine import Status
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import log_events, running_worker
 from tests.integration.test_cli import ricochet
-from workers.client import Client
-from workers.settings import Settings
 
 
 async def test_debug_reproduces_the_recorded_exception(settings: Settings, client: Client) -> None:

@@ -8,11 +8,11 @@ from typing import cast
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
+from ricochet.workers.client.client import Client
+from ricochet.workers.runtime.attempt import AttemptProcessor
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import running_worker
-from workers.attempt import AttemptProcessor
-from workers.client import Client
-from workers.settings import Settings
 
 pytestmark = pytest.mark.broker
 

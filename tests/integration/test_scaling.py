@@ -8,13 +8,13 @@ from pathlib import Path
 
 import aio_pika
 
-from contracts import REASON_HEADER, FailureCause
-from engine import Status
+from ricochet.contracts import REASON_HEADER, FailureCause
+from ricochet.engine import Status
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration.harness import bind_target, dead_letters
 from tests.integration.processes import fleet
-from workers.client import Client
-from workers.settings import Settings
-from workers.topology import Names
 
 
 async def test_three_workers_share_300_executions_and_run_each_once(

@@ -17,17 +17,17 @@ import aio_pika
 import orjson
 import pytest
 
-from contracts import ExecutionRequested
+from ricochet.contracts import ExecutionRequested
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.history import read_entries
+from ricochet.workers.runtime.worker import Worker
+from ricochet.workers.settings import Settings
+from ricochet.workers.supervision.checkpoint_log import LOOK_BACK
 from tests.integration import tasks
 from tests.integration.harness import eventually, log_events, running_worker
 from tests.integration.processes import Fleet, fleet
 from tests.integration.test_unreadable import overflowing_message, publish_raw
-from workers.checkpoint_log import LOOK_BACK
-from workers.client import Client
-from workers.history import read_entries
-from workers.settings import Settings
-from workers.topology import Names
-from workers.worker import Worker
 
 
 async def publish_triggers(settings: Settings, bodies: list[bytes], target: str) -> None:

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from contracts import MAX_TRIGGER_BYTES, REASON_HEADER, ExecutionRequested
+from ricochet.contracts import MAX_TRIGGER_BYTES, REASON_HEADER, ExecutionRequested
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
+from ricochet.workers.supervision.intake import execution_id_for
 from tests.integration import tasks
 from tests.integration.harness import dead_letters, eventually, log_events, running_worker
-from workers.client import Client
-from workers.intake import execution_id_for
-from workers.settings import Settings
 
 
 async def publish_trigger(

@@ -16,22 +16,22 @@ import aio_pika
 import aiohttp
 import orjson
 
-from contracts import decode_batch, decode_event
-from engine import project
+from ricochet.contracts import decode_batch, decode_event
+from ricochet.engine import project
+from ricochet.workers.amqp.broker import connect
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.client import Client
+from ricochet.workers.log.history import read_entries
+from ricochet.workers.log.reader import Entry, tail_offset
+from ricochet.workers.log.started import StartedLookup
+from ricochet.workers.read import api
+from ricochet.workers.read.projector import Projector
+from ricochet.workers.read.store import STATE
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import eventually, running_worker
 from tests.integration.test_cli import ricochet
 from tests.integration.test_durable_projector import free_port
-from workers import api
-from workers.broker import connect
-from workers.client import Client
-from workers.history import read_entries
-from workers.log_reader import Entry, tail_offset
-from workers.projector import Projector
-from workers.settings import Settings
-from workers.started_check import StartedLookup
-from workers.store import STATE
-from workers.topology import Names
 
 OVERFLOWING_AT = "0001-01-01T00:00:00+01:00"
 BIG = 2**70

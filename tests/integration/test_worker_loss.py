@@ -10,12 +10,12 @@ import signal
 import time
 from pathlib import Path
 
-from contracts import AttemptFailed, AttemptStarted, FailureCause
-from engine import ExecutionState, Status
+from ricochet.contracts import AttemptFailed, AttemptStarted, FailureCause
+from ricochet.engine import ExecutionState, Status
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration.harness import eventually, log_events
 from tests.integration.processes import fleet
-from workers.client import Client
-from workers.settings import Settings
 
 WINDOW = 3.0
 SLACK = 4.0

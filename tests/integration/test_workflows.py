@@ -6,12 +6,13 @@ import asyncio
 
 import pytest
 
-from contracts import AttemptStarted, ChildReused, ExecutionRequested
-from engine import Status
+from ricochet.contracts import AttemptStarted, ChildReused, ExecutionRequested
+from ricochet.engine import Status
+from ricochet.errors import RemoteError
+from ricochet.workers.client.client import Client
+from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import log_events, running_worker
-from workers.client import Client, RemoteError
-from workers.settings import Settings
 
 
 async def test_a_workflow_waits_through_its_childs_retries(

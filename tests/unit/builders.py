@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from contracts import (
+from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
@@ -24,7 +24,7 @@ from contracts import (
     RetryScheduled,
     event_id,
 )
-from engine.children import child_id, reused
+from ricochet.engine.children import child_id, reused
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EXECUTION = "3f2a9c1e7b4d4e0f9a8b6c5d4e3f2a1b"

@@ -7,7 +7,7 @@ from typing import cast
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from workers.acks import RunAcker
+from ricochet.workers.delivery.acks import RunAcker
 
 
 class Channel:

@@ -6,10 +6,11 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from workers.addresses import AddressError, BrokerAddress, masked, parse_addresses
-from workers.cli import main
-from workers.failover import FailoverConnection, masked_error
-from workers.settings import DEFAULT_AMQP_URL, Settings
+from ricochet.errors import AddressError
+from ricochet.workers.addresses import BrokerAddress, masked, parse_addresses
+from ricochet.workers.amqp.failover import FailoverConnection, masked_error
+from ricochet.workers.cli.main import main
+from ricochet.workers.settings import DEFAULT_AMQP_URL, Settings
 
 SECRET = "s3cr3t-pw"
 

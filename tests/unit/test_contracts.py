@@ -10,11 +10,10 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-import contracts
-from contracts import (
+from ricochet import contracts
+from ricochet.contracts import (
     EVENT_TYPES,
     AttemptFailed,
-    DecodeError,
     ErrorInfo,
     Event,
     TriggerV1,
@@ -26,7 +25,8 @@ from contracts import (
     encode_batch,
     encode_json,
 )
-from contracts.schemas import json_schemas
+from ricochet.contracts.schemas import json_schemas
+from ricochet.errors import DecodeError
 from tests.unit.builders import BOOM, EVERY_EVENT_TYPE, T0, failed
 
 SCHEMA_DIR = Path(contracts.__file__).parent / "schemas"

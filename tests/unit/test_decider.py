@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from contracts import (
+from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     ErrorInfo,
@@ -16,7 +16,7 @@ from contracts import (
     RetryScheduled,
     event_id,
 )
-from engine import (
+from ricochet.engine import (
     Command,
     Decision,
     ExecutionState,

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, PlainSerializer, ValidationError, WrapSerializer
 
-from contracts import (
+from ricochet.contracts import (
     AT_MOST_ONCE,
     AttemptSucceeded,
     Event,
@@ -50,7 +50,7 @@ def wire_models() -> list[type[WireModel]]:
         model = pending.pop()
         found.append(model)
         pending.extend(model.__subclasses__())
-    return [m for m in found if m.__module__.startswith("contracts.") and m.model_fields]
+    return [m for m in found if m.__module__.startswith("ricochet.contracts.") and m.model_fields]
 
 
 OTHER_WIRE_MODELS: tuple[WireModel, ...] = (

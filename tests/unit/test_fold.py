@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts import Event, FailureCause, RetryPolicy
-from engine import (
+from ricochet.contracts import Event, FailureCause, RetryPolicy
+from ricochet.engine import (
     AttemptState,
     Command,
     ExecutionState,
@@ -30,7 +30,7 @@ from engine import (
     project,
     run,
 )
-from engine.evolve import PHASES
+from ricochet.engine.evolve import PHASES
 from tests.unit.builders import (
     BOOM,
     EXECUTION,

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts import (
+from ricochet.contracts import (
     AT_MOST_ONCE,
     AttemptFailed,
     AttemptStarted,
@@ -31,8 +31,8 @@ from contracts import (
     decode_batch,
     encode_batch,
 )
-from engine import AttemptState, ExecutionState, Status, evolve, fold, initial, project
-from engine.children import child_id, reused
+from ricochet.engine import AttemptState, ExecutionState, Status, evolve, fold, initial, project
+from ricochet.engine.children import child_id, reused
 from tests.unit.builders import (
     EXECUTION,
     POLICY,

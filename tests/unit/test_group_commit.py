@@ -15,9 +15,10 @@ import orjson
 import pytest
 from aio_pika.abc import AbstractExchange
 
-from contracts import AttemptStarted, AttemptSucceeded, NotReadable, TooLarge
+from ricochet.contracts import AttemptStarted, AttemptSucceeded, NotReadable, TooLarge
+from ricochet.contracts.events import CLAIMS_HEADER
+from ricochet.workers.log.group_commit import GroupCommitter
 from tests.unit import builders
-from workers.group_commit import CLAIMS_HEADER, GroupCommitter
 
 
 def started(execution_id: str) -> AttemptStarted:

@@ -10,17 +10,20 @@ from datetime import timedelta
 
 import pytest
 
-from contracts import ExecutionRequested
-from engine.keys import (
+from ricochet.contracts import ExecutionRequested
+from ricochet.engine.keys import (
     BUCKETS,
     IDEMPOTENCY_NAMESPACE,
     KeyWindow,
     execution_id_for_key,
     key_digest,
 )
-from engine.state import Status
-from engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
-from engine.watch import Watch
+from ricochet.engine.state import Status
+from ricochet.engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
+from ricochet.engine.watch import Watch
+from ricochet.errors import UnreadableCheckpoint
+from ricochet.workers.supervision import checkpoint
+from ricochet.workers.supervision.checkpoint import Cadence
 from tests.unit.builders import (
     EXECUTION,
     T0,
@@ -30,8 +33,6 @@ from tests.unit.builders import (
     retry_scheduled,
     started,
 )
-from workers import checkpoint
-from workers.checkpoint import Cadence, UnreadableCheckpoint
 
 DAY = 86_400.0
 

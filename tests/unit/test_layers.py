@@ -81,9 +81,9 @@ def test_layer_files_were_found() -> None:
 
 
 def test_importing_engine_brings_no_broker_or_logging_library() -> None:
-    """``import engine`` in a fresh interpreter loads no broker client and no logging."""
+    """``import ricochet.engine`` in a fresh interpreter loads no broker client and no logging."""
     # Given a fresh interpreter
-    code = "import engine, sys; print('\\n'.join(sorted(sys.modules)))"
+    code = "import ricochet.engine, sys; print('\\n'.join(sorted(sys.modules)))"
     # When it imports the engine
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True

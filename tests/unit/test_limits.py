@@ -17,10 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import JsonValue, TypeAdapter, ValidationError
 
-from contracts import (
+from ricochet.contracts import (
     DEFAULT_LIMITS,
     AttemptSucceeded,
-    DecodeError,
     Event,
     ExecutionRequested,
     ExecutionSucceeded,
@@ -39,9 +38,10 @@ from contracts import (
     encode,
     encode_batch,
 )
-from contracts.limits import MAX_INT, MIN_INT, cut
+from ricochet.contracts.limits import MAX_INT, MIN_INT, cut
+from ricochet.errors import DecodeError
+from ricochet.workers.settings import Settings
 from tests.unit.builders import T0
-from workers.settings import Settings
 
 DEPTH = DEFAULT_LIMITS.max_json_depth
 JSON: TypeAdapter[JsonValue] = TypeAdapter(JsonValue)

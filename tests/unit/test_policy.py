@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts import RetryPolicy
-from engine import InvalidRetryPolicy, delay_after, parse_retries, retry_delay, schedule
+from ricochet.contracts import RetryPolicy
+from ricochet.engine import delay_after, parse_retries, retry_delay, schedule
+from ricochet.errors import InvalidRetryPolicy
 
 TASK = "billing.tasks:send_invoice"
 

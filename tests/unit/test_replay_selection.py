@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ricochet.errors import BadPosition
+from ricochet.workers.log.reader import Entry
+from ricochet.workers.log.replay import Selection, parse_position
 from tests.unit.builders import FAIL_THEN_SUCCEED
-from workers.log_reader import Entry
-from workers.replay import BadPosition, Selection, parse_position
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -70,7 +71,7 @@ def test_the_progress_bar_counts_from_the_first_offset_read(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Percent is of the span actually read (from the first offset seen to the tail)."""
-    from workers.replay import ProgressBar
+    from ricochet.workers.log.replay import ProgressBar
 
     bar = ProgressBar()
     for offset in (100, 150, 200):

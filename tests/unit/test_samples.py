@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from contracts import EVENT_TYPES, EventBase, decode_batch, decode_event, encode
-from contracts.upcasting import latest_type
+from ricochet.contracts import EVENT_TYPES, EventBase, decode_batch, decode_event, encode
+from ricochet.contracts.upcasting import latest_type
 
 SAMPLES = Path(__file__).parent / "samples"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))

@@ -7,8 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from contracts import (
-    DecodeError,
+from ricochet.contracts import (
     ErrorInfo,
     FailureCause,
     RetryPolicy,
@@ -16,8 +15,9 @@ from contracts import (
     decode_batch,
     decode_event,
 )
-from contracts.events import AttemptStarted
-from engine import RecordFailure, StartAttempt, awaiting_attempt, decide, fold
+from ricochet.contracts.events import AttemptStarted
+from ricochet.engine import RecordFailure, StartAttempt, awaiting_attempt, decide, fold
+from ricochet.errors import DecodeError
 
 LONDON = ZoneInfo("Europe/London")
 

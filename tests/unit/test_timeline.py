@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from contracts import ErrorInfo, FailureCause
-from engine import AttemptState, ExecutionState
-from engine.state import Status
-from workers.timeline import render
+from ricochet.contracts import ErrorInfo, FailureCause
+from ricochet.engine import AttemptState, ExecutionState
+from ricochet.engine.state import Status
+from ricochet.workers.read.timeline import render
 
 T0 = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 TRACEBACK = (

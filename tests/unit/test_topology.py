@@ -6,8 +6,7 @@ test_delays_durable.py; these check the declared arguments, which decide it.
 
 from __future__ import annotations
 
-from workers.settings import Settings
-from workers.topology import (
+from ricochet.workers.amqp.topology import (
     DELAY_HEADER,
     Names,
     QueueSpec,
@@ -18,6 +17,7 @@ from workers.topology import (
     supervisor,
     work_queue,
 )
+from ricochet.workers.settings import Settings
 
 NAMES = Names("ns")
 

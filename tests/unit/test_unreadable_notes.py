@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from contracts import AttemptSucceeded, encode_batch
+from ricochet.contracts import AttemptSucceeded, encode_batch
+from ricochet.workers.log.reader import Entry, _entry
+from ricochet.workers.log.replay import Selection, json_line, read_file, skipped_note
 from tests.unit.builders import FAIL_THEN_SUCCEED
-from workers.log_reader import Entry, _entry
-from workers.replay import Selection, json_line, read_file, skipped_note
 
 OVERFLOWING = (
     b'[{"type":"execution_requested.v2","event_id":"e","execution_id":"x","attempt":0,'

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import orjson
 
-from contracts import ExecutionRequested, decode_batch, decode_event
+from ricochet.contracts import ExecutionRequested, decode_batch, decode_event
 
 V1 = (Path(__file__).parent / "samples" / "execution_requested.v1.json").read_bytes()
 

@@ -6,11 +6,11 @@ one back, and what it keeps goes through a checkpoint unchanged.
 
 from __future__ import annotations
 
-from contracts import Event, FailureCause
-from engine import Status
-from engine.keys import KeyWindow
-from engine.vigil import Vigil
-from engine.watch import Watch
+from ricochet.contracts import Event, FailureCause
+from ricochet.engine import Status
+from ricochet.engine.keys import KeyWindow
+from ricochet.engine.vigil import Vigil
+from ricochet.engine.watch import Watch
 from tests.unit.builders import (
     EXECUTION,
     execution_failed,

@@ -1,1 +1,1 @@
-"""Example tasks used by the demo (``ricochet worker workers.examples.flaky``)."""
+"""Example tasks used by the demo (``ricochet worker ricochet.workers.examples.flaky``)."""

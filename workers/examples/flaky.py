@@ -6,7 +6,7 @@ however many worker processes share the work.
 
 from __future__ import annotations
 
-from workers import current_attempt, task
+from ricochet import current_attempt, task
 
 
 class FlakyUpstream(RuntimeError):

@@ -1,0 +1,1 @@
+"""Talking to RabbitMQ: addresses, fail-over connections, channels, publishing, topology."""

@@ -1,0 +1,164 @@
+"""A robust connection that fails over among several broker addresses.
+
+aio-pika's ``RobustConnection`` reconnects to the one URL it was given, so a
+process pointed at a stopped cluster node stalls until that node returns.
+This subclass keeps aio-pika's restore machinery (channels, queues, bindings
+and consumers are declared again on the new node, stream consumers with their
+``x-stream-offset`` argument as last updated) and changes only *where* each
+attempt goes:
+
+- at start, the addresses are tried in order, each once; if none answers,
+  ``BrokerUnreachable`` names each address and why it failed;
+- after a lost connection or a failed attempt, the next attempt goes to the
+  next address (rotating from the last good one): at once to the next one,
+  and after a whole round failed, with a growing pause (jittered, up to 5 s).
+
+The hook is ``_on_connection_close``: aio-pika calls it both when a live
+connection ends and when an attempt to connect fails, always before its
+reconnect loop picks the next attempt, which reads ``self.url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aio_pika import RobustConnection
+from aio_pika.abc import TimeoutType
+from yarl import URL
+
+from ricochet.errors import BrokerUnreachable
+from ricochet.workers.addresses import BrokerAddress, masked
+from ricochet.workers.logs import get_logger
+
+log = get_logger(__name__)
+
+NEXT_ADDRESS_PAUSE_S = 0.1
+"""Pause before trying the next address when the round is not over yet."""
+ROUND_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 5.0)
+"""Pause after every address failed once, twice...: short, for a broker restarting
+under live work (heartbeats are late meanwhile), up to aio-pika's former fixed 5 s."""
+JITTER = 0.2
+"""Round pauses vary by this fraction, so workers cut off together do not return
+to a recovering node in one burst."""
+
+
+class FailoverConnection(RobustConnection):
+    """A ``RobustConnection`` over ``addresses``, which logs the node it is on."""
+
+    def __init__(self, addresses: Sequence[BrokerAddress], role: str, **kwargs: Any) -> None:
+        if not addresses:
+            raise ValueError("a connection needs at least one broker address")
+        super().__init__(URL(addresses[0].url), fail_fast="0", **kwargs)
+        self.role = role
+        self._addresses = tuple(addresses)
+        self._index = 0
+        self._failures = 0
+        self._connected_once = False
+        self.reconnected_at: float | None = None
+        """When (monotonic) this connection last came back after a loss, if ever."""
+        self._start_errors: list[str] = []
+        self._unreachable: asyncio.Future[None] = self.loop.create_future()
+        self.reconnect_interval = NEXT_ADDRESS_PAUSE_S
+
+    def __str__(self) -> str:
+        """What aio-pika's own log lines call this connection: its ``url`` is only the
+        address of the moment (``broker.*`` events name the node)."""
+        return f"ricochet-{self.role} over {len(self._addresses)} broker address(es)"
+
+    @property
+    def address(self) -> BrokerAddress:
+        """The node this connection is on, or will try next."""
+        return self._addresses[self._index]
+
+    async def connect(self, timeout: TimeoutType = None) -> None:
+        """Connect to the first address that answers; raise once every one has failed."""
+        if self._connected_once:
+            await super().connect(timeout)
+            return
+        connecting = asyncio.ensure_future(super().connect(timeout))
+        try:
+            await asyncio.wait((connecting, self._unreachable), return_when=asyncio.FIRST_COMPLETED)
+            if not connecting.done():
+                self._unreachable.result()
+            connecting.result()
+        except BaseException:
+            connecting.cancel()
+            await self.close()
+            raise
+
+    async def _on_connected(self) -> None:
+        await super()._on_connected()
+        again, self._connected_once = self._connected_once, True
+        if again:
+            self.reconnected_at = time.monotonic()
+        self._failures = 0
+        self.reconnect_interval = NEXT_ADDRESS_PAUSE_S
+        node = self.address
+        log.info(
+            "broker.connected",
+            role=self.role,
+            node=node.node,
+            vhost=node.vhost,
+            addresses=len(self._addresses),
+            reconnected=again,
+        )
+
+    async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
+        if not (self._close_called or self.is_closed):
+            self._move_on(_error_of(closing))
+        await super()._on_connection_close(closing)
+
+    def _move_on(self, error: BaseException | None) -> None:
+        """Point the next attempt at the next address, and pick the pause before it."""
+        was = self.address
+        lost = self.connected.is_set()
+        reason = masked_error(error, was)
+        self._failures += 1
+        self._index = (self._index + 1) % len(self._addresses)
+        self.url = URL(self.address.url)
+        self.reconnect_interval = self._pause()
+        if not self._connected_once:
+            self._start_errors.append(f"{was.label}: {reason}")
+            if self._failures >= len(self._addresses):
+                self._give_up()
+                return
+        log.warning(
+            "broker.disconnected" if lost else "broker.connect_failed",
+            role=self.role,
+            node=was.node,
+            vhost=was.vhost,
+            error=reason,
+            next_node=self.address.node,
+            pause_s=0.0 if lost else round(self.reconnect_interval, 3),
+        )
+
+    def _pause(self) -> float:
+        rounds, rest = divmod(self._failures, len(self._addresses))
+        if rest:
+            return NEXT_ADDRESS_PAUSE_S
+        pause = ROUND_PAUSES_S[min(rounds, len(ROUND_PAUSES_S)) - 1]
+        return pause * random.uniform(1 - JITTER, 1 + JITTER)
+
+    def _give_up(self) -> None:
+        if not self._unreachable.done():
+            self._unreachable.set_exception(
+                BrokerUnreachable(
+                    f"no broker address answered ({self.role}): " + "; ".join(self._start_errors)
+                )
+            )
+
+
+def _error_of(closing: asyncio.Future[Any]) -> BaseException | None:
+    try:
+        return closing.exception()
+    except asyncio.CancelledError as err:
+        return err
+
+
+def masked_error(error: BaseException | None, address: BrokerAddress) -> str:
+    """``repr(error)``, with the address's URL masked should the error quote it."""
+    return repr(error).replace(address.url, masked(address.url))

@@ -1,0 +1,1 @@
+"""The ``ricochet`` command: flag parsing (``main``) and what each command does."""

@@ -1,0 +1,1 @@
+"""Submitting executions, dispatching their first attempt, and waiting for them to end."""

@@ -1,0 +1,136 @@
+"""Starting an execution: record ``ExecutionRequested``, then publish its first attempt.
+
+Shared by the client (``submit``) and the trigger intake. The work is published
+until confirmed, through broker trouble, so a request on the log is never left
+without its work while the requester lives; the supervisor covers one that died.
+The work message is published with ``mandatory``: when no queue serves the
+target the broker returns it, and the execution is recorded as failed (cause
+``rejected``) instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aio_pika.abc import AbstractExchange
+from aio_pika.exceptions import PublishError
+
+from ricochet.contracts import (
+    ATTEMPT_HEADER,
+    DEFAULT_LIMITS,
+    REQUESTED_AT_HEADER,
+    ErrorInfo,
+    Event,
+    Json,
+    Limits,
+    NotReadable,
+    TooLarge,
+    WorkMessage,
+    check_args,
+    encode,
+)
+from ricochet.engine import Rejected, RejectExecution, RequestExecution, decide, fold, initial
+from ricochet.errors import DispatchInterrupted
+from ricochet.workers.amqp.broker import TRANSIENT, persistent_message, publish_until_confirmed
+from ricochet.workers.clock import Clock
+from ricochet.workers.log.recorder import EventRecorder
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to start, and who asked."""
+
+    execution_id: str
+    target: str
+    args: tuple[Json, ...] = ()
+    kwargs: Mapping[str, Json] | None = None
+    parent_id: str | None = None
+    idempotency_key: str | None = None
+    source: str = "api"
+    rerun_of: str | None = None
+
+
+class Dispatcher:
+    """Records requests and publishes their first attempt."""
+
+    def __init__(
+        self,
+        recorder: EventRecorder,
+        work: AbstractExchange,
+        clock: Clock,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self._recorder = recorder
+        self._work = work
+        self._clock = clock
+        self._limits = limits
+
+    @property
+    def limits(self) -> Limits:
+        """What this dispatcher's requests must keep to."""
+        return self._limits
+
+    async def start(self, request: Request) -> tuple[Event, ...]:
+        """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target.
+
+        Raises ``LimitExceeded`` (a ``ValueError``), having recorded nothing, when the
+        arguments break a limit.
+        """
+        kwargs = dict(request.kwargs or {})
+        check_args(request.args, kwargs, self._limits)
+        command = RequestExecution(
+            request.execution_id,
+            request.target,
+            self._clock(),
+            request.args,
+            kwargs,
+            request.parent_id,
+            request.idempotency_key,
+            request.source,
+            request.rerun_of,
+        )
+        requested = decide(command, initial(request.execution_id))
+        assert not isinstance(requested, Rejected), "a new execution is always accepted"
+        work = WorkMessage(
+            execution_id=request.execution_id,
+            target=request.target,
+            args=request.args,
+            kwargs=kwargs,
+            parent_id=request.parent_id,
+        )
+        try:
+            body = encode(work)
+        except TypeError as err:  # a target or id no JSON can carry (a lone surrogate, say)
+            raise NotReadable(f"the work message cannot be written as JSON: {err}") from err
+        if len(body) > self._limits.max_work_bytes:
+            raise TooLarge(
+                f"the work message is {len(body)} bytes, over the limit of"
+                f" {self._limits.max_work_bytes}"
+            )
+        await self._recorder.record(requested)
+        headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(command.now.timestamp() * 1000)}
+        message = persistent_message(body, headers=headers)
+        try:
+            await publish_until_confirmed(self._work, message, request.target)
+        except PublishError:
+            return requested + await self._reject(requested, request.target)
+        except TRANSIENT as err:  # closed for good while the broker was away
+            raise DispatchInterrupted(request.execution_id) from err
+        return requested
+
+    async def record(self, events: tuple[Event, ...]) -> None:
+        """Record other facts about executions (a rerun's link back, say)."""
+        await self._recorder.record(events)
+
+    async def _reject(self, requested: tuple[Event, ...], target: str) -> tuple[Event, ...]:
+        error = ErrorInfo(type="UnknownTarget", message=f"no worker queue serves {target!r}")
+        decision = decide(RejectExecution(error, self._clock()), fold(requested))
+        assert not isinstance(decision, Rejected), "a pending execution can always be rejected"
+        await self._recorder.record(decision)
+        return decision
+
+
+def rejected(events: Sequence[Event]) -> bool:
+    """Did dispatching end the execution at once (unknown target)?"""
+    return bool(events) and events[-1].type == "execution_failed.v1"

@@ -1,0 +1,1 @@
+"""After an attempt's events are recorded: acking, retrying or dead-lettering its delivery."""

@@ -1,0 +1,1 @@
+"""The event log: recording events (group commit), reading the stream, replay selection."""

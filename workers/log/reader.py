@@ -1,0 +1,286 @@
+"""Reading the event log (a stream) over AMQP 0.9.1.
+
+Streams close the whole connection on any nack or reject (RABBITMQ.md), so
+every delivery is acked in a ``finally`` and nothing here uses ``process()``
+or iterators. Offsets are ours to keep: each delivery's ``x-stream-offset``
+header is passed on with its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from ricochet.contracts import Event, decode_batch
+from ricochet.contracts.codec import one_line
+from ricochet.contracts.events import CLAIMS_HEADER
+from ricochet.errors import DecodeError
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.logs import get_logger
+
+log = get_logger(__name__)
+
+Offset = str | int | datetime
+"""Where to start: "first", "next", "last", an offset, a time, or an interval like "10m"."""
+
+STREAM_PREFETCH = 1000
+ACK_EVERY = 100
+"""Stream acks only grant credit: one (multiple) ack per hundred deliveries is enough,
+well inside the prefetch, and saves a frame per message."""
+TAIL_FIRST_S = 1.0
+TAIL_QUIET_S = 0.05
+TAIL_MAX_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stream message: its offset and the events recorded in it."""
+
+    offset: int
+    events: tuple[Event, ...]
+    message_id: str | None = None
+    claims: frozenset[str] = frozenset()
+    """Claim ids of the attempt starts in this message (``ricochet-claims`` header)."""
+    unreadable: str | None = None
+    """Why the body could not be decoded (then ``events`` is empty), else None."""
+    size: int = 0
+    """The body's length in bytes: lets a reader bound what it holds by bytes, not count."""
+    raw: tuple[Any, ...] = ()
+    """The events as parsed JSON, not validated: what a ``RawLogFollower`` delivers."""
+
+
+Handler = Callable[[Entry], Awaitable[None] | None]
+
+
+class LogFollower:
+    """A consumer of the stream that remembers the next offset to resume from.
+
+    ``connect_robust`` re-subscribes with the original arguments: the dict is
+    updated in place so a reconnect resumes at last + 1 instead of replaying.
+    """
+
+    def __init__(self, channel: AbstractChannel, names: Names, handler: Handler) -> None:
+        self._channel = channel
+        self._names = names
+        self._handler = handler
+        self._arguments: dict[str, Any] = {}
+        self._tag: str | None = None
+        self._queue: AbstractQueue | None = None
+        self._unacked = 0
+        self.last_offset: int | None = None
+        self.unreadable = 0
+        """Messages skipped because their body could not be decoded (SPEC 7.7)."""
+
+    async def start(self, offset: Offset = "first") -> None:
+        """Subscribe from ``offset``; a passive declare registers the queue for restore."""
+        self._arguments["x-stream-offset"] = offset
+        self._queue = await self._channel.declare_queue(self._names.events, passive=True)
+        self._tag = await self._queue.consume(self._on_message, arguments=self._arguments)
+
+    async def stop(self) -> None:
+        if self._tag is not None and self._queue is not None:
+            with contextlib.suppress(Exception):
+                await self._queue.cancel(self._tag)
+            self._tag = None
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
+            if self.last_offset is not None and offset <= self.last_offset:
+                return
+            entry = self._decode(offset, message)
+            self.unreadable += entry.unreadable is not None
+            self.last_offset = offset
+            self._arguments["x-stream-offset"] = offset + 1
+            result = self._handler(entry)
+            if result is not None:
+                await result
+        finally:
+            self._unacked += 1
+            if self._unacked >= ACK_EVERY:
+                self._unacked = 0
+                await message.ack(multiple=True)
+
+    def _decode(self, offset: int, message: AbstractIncomingMessage) -> Entry:
+        return _entry(offset, message.body, message.message_id, _claims(message))
+
+
+class RawLogFollower(LogFollower):
+    """A follower that only parses the JSON of each message and validates nothing.
+
+    For the supervisor, which reads every event but decides about few: it
+    validates the events of an execution when a decision needs them
+    (``engine.watch``), instead of every event of a busy log as it passes.
+    """
+
+    def _decode(self, offset: int, message: AbstractIncomingMessage) -> Entry:
+        body, claims = message.body, _claims(message)
+        try:
+            items = orjson.loads(body)
+            if not isinstance(items, list):
+                raise DecodeError(f"a stream message is a JSON array, not {type(items).__name__}")
+        except Exception as err:  # whatever the reason: skip it, and say so
+            reason = unreadable_reason(err)
+            log.warning("event_log.unreadable_message", offset=offset, reason=reason)
+            return Entry(offset, (), message.message_id, claims, unreadable=reason, size=len(body))
+        return Entry(offset, (), message.message_id, claims, size=len(body), raw=tuple(items))
+
+
+REASON_CHARS = 300
+
+
+def _entry(offset: int, body: bytes, message_id: str | None, claims: frozenset[str]) -> Entry:
+    """Decode one stream message; an unreadable one is logged and yields no events.
+
+    Any exception counts, not only ``DecodeError``: a time that overflows when
+    turned into UTC raises ``OverflowError`` from inside validation, and one
+    such message must not stop the reader (or every reader) at its offset (SPEC
+    7.7). The entry keeps its offset and claims, so tails, look-ups and
+    progress go on past it, and says why it has no events.
+    """
+    try:
+        return Entry(offset, decode_batch(body), message_id, claims, size=len(body))
+    except Exception as err:  # whatever the reason: skip it, and say so
+        reason = unreadable_reason(err)
+        log.warning("event_log.unreadable_message", offset=offset, reason=reason)
+        return Entry(offset, (), message_id, claims, unreadable=reason, size=len(body))
+
+
+def unreadable_reason(err: BaseException) -> str:
+    """One bounded line: the exception's type (DecodeError, OverflowError…) and message."""
+    text = one_line(str(err))
+    reason = text if isinstance(err, DecodeError) else f"{type(err).__name__}: {text}"
+    return reason[:REASON_CHARS]
+
+
+def _claims(message: AbstractIncomingMessage) -> frozenset[str]:
+    """The claims header's ids; anything else in it is ignored (it is only ever looked up)."""
+    raw = (message.headers or {}).get(CLAIMS_HEADER)
+    if isinstance(raw, bytes):
+        raw = raw.decode(errors="replace")
+    return frozenset(raw.split()) if isinstance(raw, str) else frozenset()
+
+
+async def stream_channel(connection: AbstractRobustConnection) -> AbstractChannel:
+    channel = await connection.channel(publisher_confirms=False)
+    await channel.set_qos(prefetch_count=STREAM_PREFETCH)
+    return channel
+
+
+async def tail_offset(connection: AbstractRobustConnection, names: Names) -> int:
+    """The offset of the last message in the log about now, or -1 when it is empty.
+
+    Subscribes at "last" (the start of the last chunk), which a non-empty log
+    delivers at once, and stops at the first short pause or after a moment:
+    under constant load there is no pause, and a tail a little later than the
+    call is as good. Replays then stop there instead of guessing from silence.
+    """
+    highest = -1
+    arrived = asyncio.Event()
+
+    def note(entry: Entry) -> None:
+        nonlocal highest
+        highest = max(highest, entry.offset)
+        arrived.set()
+
+    channel = await stream_channel(connection)
+    follower = LogFollower(channel, names, note)
+    await follower.start("last")
+    try:
+        await until_quiet(arrived, TAIL_FIRST_S, TAIL_QUIET_S, TAIL_MAX_S)
+        return highest
+    finally:
+        await follower.stop()
+        await channel.close()
+
+
+async def until_quiet(arrived: asyncio.Event, first_s: float, quiet_s: float, max_s: float) -> None:
+    """Wait up to ``first_s`` for a first delivery, then until none came for ``quiet_s``,
+    for ``max_s`` at most: how a reader that started at "last" knows it has the tail."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(arrived.wait(), first_s)
+    deadline = asyncio.get_running_loop().time() + max_s
+    while arrived.is_set() and asyncio.get_running_loop().time() < deadline:
+        arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrived.wait(), quiet_s)
+
+
+async def _until_done_or_quiet(done: asyncio.Event, progress: Callable[[], int]) -> None:
+    """Wait for ``done``; give up when nothing new arrived for a whole second.
+
+    A start after the tail (a later offset or time) delivers nothing, and must
+    not wait forever.
+    """
+    seen = -1
+    while not done.is_set() and progress() != seen:
+        seen = progress()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 1.0)
+
+
+Progress = Callable[[int, int], None]
+"""Told (offset just read, tail offset) as a long read goes on."""
+
+
+async def read_log(
+    connection: AbstractRobustConnection,
+    names: Names,
+    start: Offset = "first",
+    progress: Progress | None = None,
+) -> list[Entry]:
+    """Every entry from ``start`` to the log's tail as it was when called."""
+    entries: list[Entry] = []
+    await scan_log(connection, names, start, entries.append, progress=progress)
+    return entries
+
+
+async def scan_log(
+    connection: AbstractRobustConnection,
+    names: Names,
+    start: Offset,
+    handler: Callable[[Entry], None],
+    *,
+    raw: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """Hand every entry from ``start`` to the log's tail (as it was when called) to
+    ``handler``, holding none of them: a reader that needs a few facts from a long
+    stretch of log keeps those, not the stretch. ``raw``: entries carry parsed JSON
+    (``Entry.raw``) instead of validated events."""
+    tail = await tail_offset(connection, names)
+    if tail < 0:
+        return
+    done = asyncio.Event()
+    seen = 0
+
+    def keep(entry: Entry) -> None:
+        nonlocal seen
+        if entry.offset <= tail:
+            seen += 1
+            handler(entry)
+            if progress is not None:
+                progress(entry.offset, tail)
+        if entry.offset >= tail:
+            done.set()
+
+    channel = await stream_channel(connection)
+    follower = (RawLogFollower if raw else LogFollower)(channel, names, keep)
+    await follower.start(start)
+    try:
+        await _until_done_or_quiet(done, lambda: seen)
+    finally:
+        await follower.stop()
+        await channel.close()

@@ -1,0 +1,222 @@
+"""Replaying the log for people: where to start and stop, what to keep, where from.
+
+Positions are what an on-call engineer has at hand: ``first``, a stream offset,
+an ISO time, or an interval back from now (``10m``, ``2h``, ``1D``). The broker
+starts a time-based read at a chunk boundary, so times are also checked here,
+event by event. A log exported with ``--out`` reads back with ``--file``, with
+no broker at all.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ricochet.contracts import Event, ExecutionRequested, decode_event, encode
+from ricochet.errors import BadPosition
+from ricochet.workers.log.reader import Entry, Offset, unreadable_reason
+
+Position = int | datetime | str
+INTERVAL = re.compile(r"^(\d+)([smhD])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "D": "days"}
+
+
+def parse_position(text: str, now: datetime) -> Position:
+    """``first``/``last``/``next``, an offset, an ISO time (UTC if naive), or ``10m`` ago."""
+    if text in ("first", "last", "next"):
+        return text
+    if text.isdigit():
+        return int(text)
+    if match := INTERVAL.match(text):
+        amount, unit = match.groups()
+        return now - timedelta(**{UNITS[unit]: int(amount)})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise BadPosition(
+            f"{text!r} is not first, an offset, an ISO time or an interval like 10m"
+        ) from err
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+CHUNK_MARGIN = timedelta(seconds=60)
+
+
+def stream_offset(position: Position) -> Offset:
+    """What to ask the broker for. For a time, a minute earlier in whole seconds: the broker
+    attaches at a chunk boundary, and events are checked against the time here anyway."""
+    if isinstance(position, datetime):
+        return (position - CHUNK_MARGIN).replace(microsecond=0)
+    return position
+
+
+@dataclass(slots=True)
+class Selection:
+    """Which events to show, and from where to where."""
+
+    start: Position = "first"
+    until: Position | None = None
+    execution: str | None = None
+    target: str | None = None
+    types: tuple[str, ...] = ()
+    _targets: dict[str, str] = field(default_factory=dict)
+    skipped: list[Entry] = field(default_factory=list)
+    """The unreadable messages met on the way, to tell the user about (SPEC 7.7)."""
+
+    def before_start(self, event: Event) -> bool:
+        return isinstance(self.start, datetime) and event.at < self.start
+
+    def past_until(self, offset: int | None, event: Event) -> bool:
+        if isinstance(self.until, int) and offset is not None:
+            return offset > self.until
+        return isinstance(self.until, datetime) and event.at > self.until
+
+    def accepts(self, event: Event) -> bool:
+        if isinstance(event, ExecutionRequested):
+            self._targets[event.execution_id] = event.target
+        if self.execution is not None and event.execution_id != self.execution:
+            return False
+        if self.target is not None and self._targets.get(event.execution_id) != self.target:
+            return False
+        return not self.types or any(event.type.startswith(t) for t in self.types)
+
+    def pick(self, entries: Iterable[Entry]) -> Iterator[Event]:
+        """The selected events of ``entries``, stopping at ``until``."""
+        for entry in entries:
+            if entry.unreadable is not None:
+                if isinstance(self.until, int) and entry.offset > self.until >= 0:
+                    return
+                self.skipped.append(entry)
+            for event in entry.events:
+                if self.past_until(entry.offset, event):
+                    return
+                if not self.before_start(event) and self.accepts(event):
+                    yield event
+
+
+def read_file(path: Path) -> Iterator[Entry]:
+    """An exported log (one JSON event a line) as entries without offsets.
+
+    A line that cannot be read is skipped like an unreadable stream message,
+    its line number in the reason: the rest of the file is still worth reading.
+    """
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield Entry(-1, (decode_event(line),))
+            except Exception as err:  # whatever the reason: skip it, and say so
+                yield Entry(-1, (), unreadable=f"line {number}: {unreadable_reason(err)}")
+
+
+SHOWN_SKIPS = 10
+
+
+def skipped_note(skipped: list[Entry]) -> str | None:
+    """What to tell the user about unreadable messages: how many, where, and why.
+
+    Stream messages are placed by offset (``replay --from OFFSET`` reaches
+    them), exported lines by line number; the first few are listed with their
+    reason, and the range of the rest.
+    """
+    if not skipped:
+        return None
+    places = [f"{_place(e)} ({_why(e)})" for e in skipped[:SHOWN_SKIPS]]
+    rest = skipped[SHOWN_SKIPS:]
+    if rest:
+        places.append(f"and {len(rest)} more, from {_place(rest[0])} to {_place(rest[-1])}")
+    return f"warning: {len(skipped)} message(s) could not be read and were skipped: " + (
+        "; ".join(places)
+    )
+
+
+def warn_skipped(skipped: list[Entry]) -> None:
+    """Tell the user (on stderr, so piped output stays clean) what could not be read."""
+    note = skipped_note(skipped)
+    if note is not None:
+        print(note, file=sys.stderr)
+
+
+def events_and_skips(entries: Iterable[Entry]) -> tuple[list[Event], list[Entry]]:
+    """The readable events of ``entries`` in order, and the entries that could not be read."""
+    events: list[Event] = []
+    skipped: list[Entry] = []
+    for entry in entries:
+        events += entry.events
+        if entry.unreadable is not None:
+            skipped.append(entry)
+    return events, skipped
+
+
+def _place(entry: Entry) -> str:
+    """``offset N`` on the stream; ``line N`` in an exported file (kept in the reason)."""
+    if entry.offset >= 0:
+        return f"offset {entry.offset}"
+    return (entry.unreadable or "").partition(": ")[0]
+
+
+def _why(entry: Entry) -> str:
+    reason = entry.unreadable or ""
+    return reason if entry.offset >= 0 else reason.partition(": ")[2]
+
+
+class ProgressBar:
+    """A one-line bar on stderr for long reads (only used when stderr is a terminal)."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._first: int | None = None
+        self._shown = -1
+
+    def update(self, offset: int, tail: int) -> None:
+        first = self._first = offset if self._first is None else self._first
+        done = min(max(offset - first, 0) / max(tail - first, 1), 1.0)
+        percent = int(done * 100)
+        if percent == self._shown:
+            return
+        self._shown = percent
+        filled = int(done * self.WIDTH)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        sys.stderr.write(f"\r  reading the log [{bar}] {percent:3d}%  offset {offset:,}/{tail:,}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self._shown >= 0:
+            sys.stderr.write("\n")
+
+
+def human_line(event: Event) -> str:
+    """One line per event: time, type, execution, attempt, and what matters for the type."""
+    detail: dict[str, Any] = event.model_dump(
+        mode="json", exclude={"event_id", "execution_id", "attempt", "at", "worker", "type"}
+    )
+    if detail.get("error"):
+        detail["error"] = f"{detail['error']['type']}: {detail['error']['message']}"
+    extras = " ".join(f"{k}={v}" for k, v in detail.items() if v not in (None, "", [], {}))
+    who = f" on {event.worker}" if event.worker else ""
+    return (
+        f"{event.at.isoformat(timespec='milliseconds')} {event.type:<24} "
+        f"{event.execution_id} #{event.attempt}{who} {extras}"
+    ).rstrip()
+
+
+def json_line(event: Event) -> str:
+    """The event as one JSON line, as the log holds it (``--file`` reads it back).
+
+    orjson writes integers of up to 64 bits only, but pydantic reads larger ones
+    (up to 4,300 digits), so an event the log accepted may hold one. Such an
+    event is written by pydantic instead, its big integers as exact JSON
+    numbers (not strings: the line then reads back into the same event). The
+    only visible difference is that pydantic writes UTC times with ``Z``.
+    """
+    try:
+        return encode(event).decode()
+    except TypeError:
+        return event.model_dump_json()

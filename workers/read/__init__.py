@@ -1,0 +1,1 @@
+"""The read side: the projector, its store, the HTTP API and the terminal timeline."""

@@ -1,0 +1,226 @@
+"""An execution's attempts drawn on a time axis a person can read at a glance.
+
+One row per attempt: ``░`` for the wait before it, ``█`` for the time it ran,
+placed in proportion on one axis from the request to the last known moment.
+Each failure's error and the tail of its traceback sit beneath its row.
+Pure: a state in, a string out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ricochet.engine import AttemptState, ExecutionState
+
+RUN, WAIT, DUE, UNKNOWN = "█", "░", "◇", "?"
+TRACEBACK_LINES = 8
+RESULT_CHARS = 200
+MIN_COLS = 32
+_PAINT = {"succeeded": "32", "failed": "31", "running": "33", "wait": "2", "due": "36"}
+
+
+def _clock(at: datetime | None) -> str:
+    return "--:--:--.---" if at is None else at.strftime("%H:%M:%S.%f")[:-3]
+
+
+def _stamp(at: datetime | None) -> str:
+    return "?" if at is None else at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _paint(text: str, kind: str, color: bool) -> str:
+    code = _PAINT.get(kind)
+    return f"\x1b[{code}m{text}\x1b[0m" if color and code and text.strip() else text
+
+
+@dataclass(frozen=True, slots=True)
+class _Axis:
+    """Maps moments to columns: ``start`` is column 0, ``start + span`` the last."""
+
+    start: datetime | None
+    span: float
+    cols: int
+
+    def col(self, at: datetime) -> int:
+        if self.start is None or self.span <= 0:
+            return 0
+        offset = (at - self.start).total_seconds() / self.span
+        return min(self.cols - 1, max(0, round(offset * (self.cols - 1))))
+
+
+def _axis(state: ExecutionState, cols: int) -> _Axis:
+    moments = [state.requested_at, state.ended_at, state.next_due_at]
+    for attempt in state.attempts:
+        moments += [attempt.due_at, attempt.started_at, attempt.ended_at]
+    known = [m for m in moments if m is not None]
+    if not known:
+        return _Axis(None, 0.0, cols)
+    start = state.requested_at or min(known)
+    return _Axis(start, max((max(known) - start).total_seconds(), 0.0), cols)
+
+
+def _end_of_axis(axis: _Axis) -> datetime | None:
+    if axis.start is None:
+        return None
+    return axis.start + timedelta(seconds=axis.span)
+
+
+def _outcome(attempt: AttemptState) -> str:
+    outcome = attempt.outcome or "running"
+    if attempt.cause is not None and attempt.cause.value != "exception":
+        outcome += f" [{attempt.cause.value}]"
+    return outcome
+
+
+def _took(attempt: AttemptState) -> str:
+    if attempt.started_at is None or attempt.ended_at is None:
+        return "…" if attempt.started_at is not None else "?"
+    return _seconds((attempt.ended_at - attempt.started_at).total_seconds())
+
+
+def _cells(axis: _Axis, attempt: AttemptState, waited_from: datetime | None) -> list[str]:
+    """The row for one attempt: the wait before it, then at least one cell of run."""
+    cells = [" "] * axis.cols
+    start = attempt.started_at or attempt.ended_at
+    if start is None:
+        cells[0] = UNKNOWN
+        return cells
+    first = axis.col(start)
+    if waited_from is not None:
+        for c in range(axis.col(waited_from), first):
+            cells[c] = WAIT
+    end = attempt.ended_at or (_end_of_axis(axis) if attempt.outcome is None else None)
+    last = max(first, axis.col(end)) if end is not None else first
+    for c in range(first, last + 1):
+        cells[c] = RUN
+    return cells
+
+
+def _bar(cells: list[str], kind: str, color: bool) -> str:
+    text = "".join(cells)
+    run_at = text.find(RUN)
+    if run_at < 0:
+        return _paint(text, "wait", color)
+    wait, run = text[:run_at], text[run_at:]
+    return _paint(wait, "wait", color) + _paint(run, kind, color)
+
+
+def _wait_line(attempt: AttemptState, previous: AttemptState | None) -> str | None:
+    if attempt.delay_before_s is None or previous is None:
+        return None
+    line = f"     ~ waited {_seconds(attempt.delay_before_s)} (retry policy)"
+    if attempt.due_at is not None and attempt.started_at is not None:
+        late = (attempt.started_at - attempt.due_at).total_seconds()
+        line += f", started {_seconds(max(late, 0.0))} after due"
+    return line
+
+
+def _failure_lines(attempt: AttemptState) -> list[str]:
+    """The error of a failed attempt and the last lines of its traceback, indented."""
+    if attempt.error is None:
+        return []
+    lines = [f"       {attempt.error.type}: {attempt.error.message}".rstrip()]
+    trace = [t.rstrip() for t in attempt.error.traceback.splitlines() if t.strip()]
+    if len(trace) > TRACEBACK_LINES:
+        lines.append(f"         | … {len(trace) - TRACEBACK_LINES} earlier lines")
+        trace = trace[-TRACEBACK_LINES:]
+    lines += [f"         | {t}" for t in trace]
+    return lines
+
+
+def _tag_width(state: ExecutionState) -> int:
+    return len(str(max([a.number for a in state.attempts] + [state.next_attempt])))
+
+
+def _labels(state: ExecutionState) -> list[str]:
+    """What follows each attempt's bar: outcome, duration and worker, in columns."""
+    pad = max((len(_outcome(a)) for a in state.attempts), default=0)
+    return [
+        f"{_outcome(a):<{pad}}  {_took(a):>7}  {a.worker or '?'}".rstrip() for a in state.attempts
+    ]
+
+
+def _attempt_rows(state: ExecutionState, axis: _Axis, color: bool) -> list[str]:
+    """Each attempt's row, preceded by its wait and followed by its failure."""
+    tag = _tag_width(state)
+    rows: list[str] = []
+    previous: AttemptState | None = None
+    for attempt, label in zip(state.attempts, _labels(state), strict=True):
+        wait = _wait_line(attempt, previous)
+        if wait:
+            rows.append(wait)
+        waited_from = state.requested_at if previous is None else previous.ended_at
+        kind = attempt.outcome or "running"
+        bar = _bar(_cells(axis, attempt, waited_from), kind, color)
+        rows.append(f"  #{attempt.number:<{tag}} |{bar}| {_paint(label, kind, color)}")
+        rows += _failure_lines(attempt)
+        previous = attempt
+    return rows + _next_rows(state, axis, tag, color)
+
+
+def _next_rows(state: ExecutionState, axis: _Axis, tag: int, color: bool) -> list[str]:
+    """The attempt still to come, if the execution is waiting for one."""
+    if state.status.value not in ("pending", "retry_scheduled"):
+        return []
+    if state.next_due_at is None:
+        return [f"     ~ waiting for attempt #{state.next_attempt} ({state.status.value})"]
+    cells = [" "] * axis.cols
+    last = state.attempts[-1].ended_at if state.attempts else state.requested_at
+    due = axis.col(state.next_due_at)
+    for c in range(axis.col(last) if last else due, due):
+        cells[c] = WAIT
+    cells[due] = DUE
+    bar = _paint("".join(cells), "due", color)
+    note = f"next, due {_clock(state.next_due_at)}"
+    if state.next_delay_s is not None:
+        note += f" (after {_seconds(state.next_delay_s)})"
+    return [f"  #{state.next_attempt:<{tag}} |{bar}| {note}"]
+
+
+def _scale(axis: _Axis, tag: int) -> str:
+    """Under the axis: where it starts (0 s, at what clock time) and how long it spans."""
+    left, right = f" 0 s at {_clock(axis.start)} ", f" {_seconds(axis.span)} "
+    rule = "─" * max(axis.cols - len(left) - len(right), 2)
+    return f"{' ' * (tag + 4)}└{left}{rule}{right}┘"
+
+
+def _final(state: ExecutionState) -> str | None:
+    if state.status.value == "succeeded":
+        text = repr(state.result)
+        if len(text) > RESULT_CHARS:
+            text = text[: RESULT_CHARS - 1] + "…"
+        return f"  result: {text}"
+    if state.status.value == "failed":
+        cause = (
+            f" [{state.cause.value}]" if state.cause and state.cause.value != "exception" else ""
+        )
+        error = f"{state.error.type}: {state.error.message}" if state.error else "?"
+        return f"  final error{cause}: {error}"
+    return None
+
+
+def render(state: ExecutionState, width: int = 72, color: bool = False) -> str:
+    """Header, the attempts on a time axis with their failures beneath, then the outcome."""
+    n = len(state.attempts)
+    status = _paint(state.status.value, state.status.value, color)
+    lines = [
+        f"execution {state.execution_id}  {state.target or '?'}  {status}"
+        f"  ({n} attempt{'s' if n != 1 else ''})",
+        f"  requested {_stamp(state.requested_at)}",
+    ]
+    label = max((len(x) for x in _labels(state)), default=0)
+    cols = max(MIN_COLS, width // 2, width - _tag_width(state) - 6 - label)
+    axis = _axis(state, cols)
+    rows = _attempt_rows(state, axis, color)
+    if state.attempts or state.next_due_at is not None:
+        rows.append(_scale(axis, _tag_width(state)))
+    if rows:
+        lines += ["", *rows]
+    final = _final(state)
+    if final:
+        lines += ["", final]
+    return "\n".join(lines)

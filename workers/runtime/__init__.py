@@ -1,0 +1,1 @@
+"""The worker process: declared tasks, running attempts, claims, heartbeats, children."""

@@ -1,0 +1,364 @@
+"""One delivery of a work message, from parsing to the recorded outcome.
+
+The order is what makes the guarantees (SPEC sections 3 and 5):
+
+1. a message that cannot be read (too large, not the schema, a value outside the
+   shared limits of ``contracts.limits``), or names an unknown target, is
+   dead-lettered;
+2. ``AttemptStarted`` is recorded and confirmed, and only then the work message
+   is acked, so a long run never meets ``consumer_timeout``; the body runs only
+   if that start is the first of its attempt in log order (``ricochet.workers.runtime.claims``):
+   a second copy of a work message, however it came, never runs its attempt
+   again;
+3. the function runs; its outcome (``AttemptSucceeded`` + ``ExecutionSucceeded``,
+   or ``AttemptFailed`` + ``RetryScheduled`` / ``ExecutionFailed``) is recorded; a
+   result outside the limits is never recorded: the attempt fails with cause
+   ``result_too_large`` or ``result_not_readable`` and follows its policy;
+4. a retry message is published only after the events that schedule it are confirmed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import ChannelInvalidStateError
+
+from ricochet.contracts import (
+    ATTEMPT_HEADER,
+    DEFAULT_LIMITS,
+    DUE_AT_HEADER,
+    REQUESTED_AT_HEADER,
+    ErrorInfo,
+    Event,
+    FailureCause,
+    Limits,
+    RetryScheduled,
+    TooLarge,
+    WorkMessage,
+    decode,
+)
+from ricochet.engine import (
+    Command,
+    ExecutionState,
+    RecordFailure,
+    RecordSuccess,
+    Rejected,
+    StartAttempt,
+    awaiting_attempt,
+    run,
+)
+from ricochet.errors import BadMessage, DecodeError, LimitExceeded
+from ricochet.workers.amqp.broker import TRANSIENT
+from ricochet.workers.clock import Clock
+from ricochet.workers.delivery.disposition import Ack, DeadLetter, Outcome, Requeue, Retry
+from ricochet.workers.delivery.settle import Settler
+from ricochet.workers.log.recorder import EventRecorder
+from ricochet.workers.log.started import StartedLookup
+from ricochet.workers.logs import get_logger
+from ricochet.workers.runtime.children import ChildService
+from ricochet.workers.runtime.claims import ClaimBook, earliest_start
+from ricochet.workers.runtime.context import AttemptContext
+from ricochet.workers.runtime.heartbeat import RunningAttempts
+from ricochet.workers.runtime.runner import Raised, Returned, invoke
+from ricochet.workers.runtime.tasks import Task
+
+log = get_logger(__name__)
+
+CLAIM_VERDICT_S = 60.0
+"""How long a try waits to see its own start on the log before giving up running."""
+START_VERIFY_S = 300.0
+"""How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A parsed work message and the attempt it is for."""
+
+    work: WorkMessage
+    attempt: int
+    due_at: float | None
+    requested_at_ms: int | None = None
+
+
+def parse(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIMITS) -> Delivery:
+    """Validate headers and body; raises ``BadMessage`` with a reason for a person."""
+    size = len(message.body)
+    if size > limits.max_work_bytes:
+        raise BadMessage(f"body of {size} bytes is over the {limits.max_work_bytes} byte limit")
+    headers = message.headers or {}
+    attempt = headers.get(ATTEMPT_HEADER, 1)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise BadMessage(f"header {ATTEMPT_HEADER} must be an int >= 1, got {attempt!r}")
+    due_ms = headers.get(DUE_AT_HEADER)
+    due_at = due_ms / 1000 if isinstance(due_ms, int) and not isinstance(due_ms, bool) else None
+    try:
+        work = decode(WorkMessage, message.body)
+    except DecodeError as err:
+        raise BadMessage(f"invalid work message: {err}") from err
+    requested = headers.get(REQUESTED_AT_HEADER)
+    requested_ms = (
+        requested if isinstance(requested, int) and not isinstance(requested, bool) else None
+    )
+    return Delivery(work, attempt, due_at, requested_ms)
+
+
+@dataclass(slots=True)
+class AttemptProcessor:
+    """Processes deliveries for the tasks this worker serves."""
+
+    tasks: Mapping[str, Task[..., Any]]
+    recorder: EventRecorder
+    settler: Settler
+    pool: Executor
+    worker_id: str
+    clock: Clock
+    running: RunningAttempts
+    started: StartedLookup
+    claims: ClaimBook
+    accepting: Callable[[], bool]
+    children: ChildService | None = None
+    limits: Limits = DEFAULT_LIMITS
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        """Process one delivery end to end; bad input is dead-lettered, never raised."""
+        if not self.accepting():
+            await self.settler.settle(message, Requeue())
+            return
+        try:
+            delivery = parse(message, self.limits)
+        except BadMessage as err:
+            await self._reject(message, str(err))
+            return
+        task = self.tasks.get(delivery.work.target)
+        if task is None:
+            await self._reject(message, f"unknown target {delivery.work.target!r}")
+            return
+        earliest = earliest_start(
+            delivery.attempt, delivery.due_at, delivery.requested_at_ms, message.timestamp
+        )
+        if await self._already_started(message, delivery, earliest):
+            return
+        await self._attempt(message, delivery, task)
+
+    async def _reject(self, message: AbstractIncomingMessage, reason: str) -> None:
+        log.warning("work.dead_lettered", reason=reason, routing_key=message.routing_key)
+        await self.settler.settle(message, DeadLetter(reason))
+
+    async def _already_started(
+        self, message: AbstractIncomingMessage, delivery: Delivery, earliest: datetime | None
+    ) -> bool:
+        """A copy of an attempt the log says started: someone owns it, drop this copy.
+
+        The claim book answers for attempts that cannot have started before it
+        began following the log (nearly all); older ones are looked up on the log.
+        """
+        work = delivery.work
+        if self.claims.covers(earliest):
+            if not self.claims.started(work.execution_id, delivery.attempt):
+                return False
+        elif not await self.started.was_started(
+            work.execution_id, delivery.attempt, earliest, known_after=self.claims.since
+        ):
+            return False
+        log.warning(
+            "work.redelivered_after_start",
+            execution_id=work.execution_id,
+            attempt=delivery.attempt,
+        )
+        await self.settler.settle(message, Ack())
+        return True
+
+    async def _attempt(
+        self, message: AbstractIncomingMessage, delivery: Delivery, task: Task[..., Any]
+    ) -> None:
+        work, number = delivery.work, delivery.attempt
+        bound = log.bind(execution_id=work.execution_id, attempt=number, target=work.target)
+        key = (work.execution_id, number)
+        self.running.add(key)
+        try:
+            running = await self._claim(message, delivery, task)
+            if running is None:
+                return
+            context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
+            if self.children is not None:
+                context = self.children.scope(context, delivery.requested_at_ms)
+            try:
+                ran = await invoke(task, work.args, work.kwargs, context, self.pool, self.limits)
+            except asyncio.CancelledError:
+                if self.accepting():
+                    raise
+                bound.warning("attempt.interrupted_by_shutdown")
+                await self._finish(_interrupted(), running, delivery, message.body)
+                raise
+            await self._finish(ran, running, delivery, message.body)
+            bound.info("attempt.ended", outcome=type(ran).__name__.lower())
+        finally:
+            self.running.discard(key)
+
+    async def _claim(
+        self, message: AbstractIncomingMessage, delivery: Delivery, task: Task[..., Any]
+    ) -> ExecutionState | None:
+        """Record ``AttemptStarted`` (one try), then ack: from here the attempt is ours.
+
+        A delivery whose channel has already closed is stale (the broker requeued
+        it), so it is left alone. If the start cannot be confirmed, the body does
+        not run: the message comes back. Once the start is confirmed the attempt
+        is ours even if the ack is lost with the connection: the confirm travelled
+        on that connection before its close, so the broker requeued the message
+        after the start was on the log, and the next holder finds it there and
+        drops its copy.
+        """
+        work, number = delivery.work, delivery.attempt
+        if not still_held(message):
+            log.info("work.stale_delivery", execution_id=work.execution_id, attempt=number)
+            return None
+        now = self.clock()
+        state = awaiting_attempt(work.execution_id, work.target, number)
+        claim = uuid.uuid4().hex
+        command = StartAttempt(number, self.worker_id, task.spec.policy, now, claim)
+        decision, running = run(command, state)
+        if isinstance(decision, Rejected):
+            await self._reject(message, decision.reason)
+            return None
+        self.claims.expect(claim)
+        try:
+            await self.recorder.record_once(decision, claim)
+        except TRANSIENT as err:
+            if not await self._start_landed(message, delivery, claim, err):
+                self.claims.forget(claim)
+                return None
+        else:
+            try:
+                await self.settler.settle(message, Ack())
+            except TRANSIENT as err:
+                log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
+        if not await self._won(delivery, claim):
+            return None
+        lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
+        log.debug(  # debug: at thousands a second, one info line per attempt (its end) is plenty
+            "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
+        )
+        return running
+
+    async def _won(self, delivery: Delivery, claim: str) -> bool:
+        """Is this try's start the first of its attempt on the log? If another came first,
+        this copy steps back; if the log does not show it in time, the body does not run
+        either (the attempt then ends as lost and follows its policy)."""
+        won = await self.claims.won(claim, CLAIM_VERDICT_S)
+        if won is True:
+            return True
+        work = delivery.work
+        log.warning(
+            "work.duplicate_stepped_back" if won is False else "attempt.claim_unseen",
+            execution_id=work.execution_id,
+            attempt=delivery.attempt,
+        )
+        return False
+
+    async def _start_landed(
+        self,
+        message: AbstractIncomingMessage,
+        delivery: Delivery,
+        claim: str,
+        err: BaseException,
+    ) -> bool:
+        """The start's confirm was lost with the connection: did *this* claim reach the log?
+
+        After the reconnect, the log is settled: the broker either took the
+        publish before the connection closed (and requeued the message after it),
+        or dropped it. The next holder of the message reads the same log, so
+        exactly one of us runs the body. The claim's own message id is looked
+        for, not the start's event id, which the next holder's start shares.
+        """
+        work = delivery.work
+        log.warning("attempt.start_unconfirmed", execution_id=work.execution_id, error=repr(err))
+        deadline = time.monotonic() + START_VERIFY_S
+        while time.monotonic() < deadline:
+            try:
+                landed = await self.started.was_recorded(claim, message.timestamp)
+            except (*TRANSIENT, RuntimeError):
+                await asyncio.sleep(0.5)
+                continue
+            log.warning("attempt.start_verified", execution_id=work.execution_id, on_the_log=landed)
+            return landed
+        return False
+
+    async def _finish(
+        self, ran: Returned | Raised, state: ExecutionState, delivery: Delivery, body: bytes
+    ) -> None:
+        """Record the outcome (retrying through broker trouble), then publish any retry."""
+        number, target = delivery.attempt, delivery.work.target
+        decision = self._decide(ran, state, number)
+        try:
+            await self.recorder.record(decision)
+        except LimitExceeded as err:  # the runner checks results: this is the last line
+            if not isinstance(ran, Returned):
+                raise
+            log.warning("attempt.outcome_refused", execution_id=state.execution_id, error=str(err))
+            decision = self._decide(_unrecordable(err), state, number)
+            await self.recorder.record(decision)
+        retry = retry_for(decision, body, target, delivery.requested_at_ms)
+        await self.settler.settle(None, retry)
+
+    def _decide(
+        self, ran: Returned | Raised, state: ExecutionState, number: int
+    ) -> tuple[Event, ...]:
+        now = self.clock()
+        command: Command
+        if isinstance(ran, Returned):
+            command = RecordSuccess(number, ran.result, now, self.worker_id)
+        else:
+            command = RecordFailure(number, ran.cause, ran.error, now, self.worker_id)
+        decision, _ = run(command, state)
+        if isinstance(decision, Rejected):
+            raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
+        return decision
+
+
+def _unrecordable(err: LimitExceeded) -> Raised:
+    """A success whose events the log refused: the attempt fails, with the result's cause."""
+    if isinstance(err, TooLarge):
+        return Raised(
+            ErrorInfo(type="ResultTooLarge", message=str(err)), FailureCause.RESULT_TOO_LARGE
+        )
+    return Raised(
+        ErrorInfo(type="ResultNotReadable", message=str(err)), FailureCause.RESULT_NOT_READABLE
+    )
+
+
+def still_held(message: AbstractIncomingMessage) -> bool:
+    """False once the delivery's channel has closed (the broker requeued the message)."""
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
+
+
+def _interrupted() -> Raised:
+    return Raised(
+        ErrorInfo(
+            type="WorkerShutdown",
+            message="the worker shut down before the attempt finished within its grace period",
+        ),
+        FailureCause.WORKER_LOST,
+    )
+
+
+def retry_for(
+    events: tuple[Event, ...], body: bytes, target: str, requested_at_ms: int | None = None
+) -> Outcome:
+    """A ``Retry`` when the events scheduled one, else a plain ``Ack``."""
+    for event in events:
+        if isinstance(event, RetryScheduled):
+            return Retry(
+                body, target, event.next_attempt, event.delay_s, event.due_at, requested_at_ms
+            )
+    return Ack()

@@ -1,0 +1,202 @@
+"""Which try of an attempt won: the first start in log order (SPEC 7.8).
+
+A work message can arrive twice: re-published after a lost confirm, recovered
+by the supervisor, redelivered, or simply published again. Each copy that gets
+as far as recording ``AttemptStarted`` names its own try (``claim``), and the
+first start of an (execution, attempt) in log order wins: the log is the one
+order every worker agrees on. So every worker follows the log's starts from
+the moment it starts, and a try runs its body only once its own start is seen
+and no other start of the same attempt came before it.
+
+What it remembers is bounded: the first claim of each attempt started within
+the last ``horizon_s`` seconds, as two 64-bit hashes. A message whose attempt
+could have started before that (a backlog older than the horizon, or older
+than the worker) is checked against the log itself before its try
+(``StartedLookup``), and the book still decides among tries from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from ricochet.engine.watch import is_start
+from ricochet.workers.amqp.broker import retry_pause
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.clock import Clock
+from ricochet.workers.log.reader import Entry, RawLogFollower, stream_channel
+from ricochet.workers.logs import get_logger
+
+log = get_logger(__name__)
+
+CLOCK_SKEW = timedelta(seconds=30)
+"""Hosts' clocks differ: a time from a header is trusted to within this much."""
+BUCKETS = 4
+START_MARK = b'"attempt_started.'
+"""A stream message without this holds no start: skipped without being parsed."""
+
+
+class StartsOnly(RawLogFollower):
+    """A raw follower that does not even parse messages holding no start."""
+
+    def _decode(self, offset: int, message: AbstractIncomingMessage) -> Entry:
+        if START_MARK not in message.body:
+            return Entry(offset, (), message.message_id, size=len(message.body))
+        return super()._decode(offset, message)
+
+
+class ClaimBook:
+    """The first claim of every attempt started lately, and the tries waiting to hear."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        names: Names,
+        horizon_s: float,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connection = connection
+        self._names = names
+        self._horizon_s = horizon_s
+        self._clock = clock
+        self._monotonic = monotonic
+        self._buckets: deque[tuple[float, dict[int, int]]] = deque()
+        self._waiting: dict[int, asyncio.Future[bool]] = {}
+        self._follower: StartsOnly | None = None
+        self._retrying: asyncio.Task[None] | None = None
+        self.since: datetime | None = None
+        """When this book began to follow the log: it knows no start before."""
+
+    async def start(self) -> None:
+        """Follow the log from now on; if the log cannot be read yet (a cluster node
+        with no replica of the stream so far, say), keep trying in the background: until
+        then ``covers`` says no, and copies are checked against the log itself."""
+        try:
+            await self._follow()
+        except Exception as err:
+            log.warning("claims.not_following_yet", error=repr(err))
+            self._retrying = asyncio.create_task(self._follow_eventually())
+
+    async def _follow(self) -> None:
+        channel = await stream_channel(self._connection)
+        try:
+            follower = StartsOnly(channel, self._names, self._on_entry)
+            since = self._clock()
+            await follower.start("next")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
+        self._follower, self.since = follower, since
+
+    async def _follow_eventually(self) -> None:
+        for tries in itertools.count():
+            await asyncio.sleep(retry_pause(tries))
+            try:
+                await self._follow()
+            except Exception as err:
+                log.warning("claims.not_following_yet", error=repr(err), tries=tries)
+            else:
+                log.info("claims.following")
+                return
+
+    async def stop(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
+        if self._follower is not None:
+            await self._follower.stop()
+        for waiting in self._waiting.values():
+            waiting.cancel()
+
+    def covers(self, earliest: datetime | None) -> bool:
+        """Would the book have seen every start of an attempt that cannot have started
+        before ``earliest`` (its due or request time)?"""
+        if earliest is None or self.since is None:
+            return False
+        remembered = max(self.since, self._clock() - timedelta(seconds=self._horizon_s))
+        return earliest - CLOCK_SKEW >= remembered
+
+    def started(self, execution_id: str, attempt: int) -> bool:
+        """Has the log shown a start of this attempt lately? Then a copy need not even
+        try: it would only add a losing start to the log."""
+        return self._first(hash((execution_id, attempt))) is not None
+
+    def expect(self, claim: str) -> None:
+        """Say, before publishing a start, that a verdict on ``claim`` will be asked."""
+        self._waiting[hash(claim)] = asyncio.get_running_loop().create_future()
+
+    def forget(self, claim: str) -> None:
+        """A start that never reached the log needs no verdict."""
+        waiting = self._waiting.pop(hash(claim), None)
+        if waiting is not None:
+            waiting.cancel()
+
+    async def won(self, claim: str, timeout_s: float) -> bool | None:
+        """True if ``claim``'s start is the first of its attempt on the log, False if
+        another came first, None if the log did not show it within ``timeout_s``."""
+        waiting = self._waiting.get(hash(claim))
+        if waiting is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiting), timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(hash(claim), None)
+
+    def _on_entry(self, entry: Entry) -> None:
+        now = self._monotonic()
+        for raw in entry.raw:
+            if isinstance(raw, dict) and is_start(raw):
+                attempt = hash((raw.get("execution_id"), raw.get("attempt")))
+                self._note(attempt, raw.get("claim"), now)
+
+    def _note(self, attempt: int, claim: object, now: float) -> None:
+        mine = hash(claim) if isinstance(claim, str) else 0
+        first = self._first(attempt)
+        if first is None:
+            first = mine
+            self._current(now)[attempt] = mine
+        waiting = self._waiting.get(mine) if mine else None
+        if waiting is not None and not waiting.done():
+            waiting.set_result(first == mine)
+
+    def _first(self, attempt: int) -> int | None:
+        for _, firsts in self._buckets:
+            found = firsts.get(attempt)
+            if found is not None:
+                return found
+        return None
+
+    def _current(self, now: float) -> dict[int, int]:
+        """The newest bucket (a new one every quarter horizon); old ones are dropped."""
+        width = self._horizon_s / BUCKETS
+        if not self._buckets or now - self._buckets[-1][0] >= width:
+            self._buckets.append((now, {}))
+        while self._buckets and now - self._buckets[0][0] > self._horizon_s + width:
+            self._buckets.popleft()
+        return self._buckets[-1][1]
+
+
+def earliest_start(
+    attempt: int,
+    due_at_s: float | None,
+    requested_at_ms: int | None,
+    published_at: datetime | None,
+) -> datetime | None:
+    """The earliest an attempt of this message can have started: its due time for a
+    retry, its request time for a first attempt, else the message's publish time."""
+    with contextlib.suppress(OverflowError, ValueError, OSError):
+        if attempt > 1 and due_at_s is not None:
+            return datetime.fromtimestamp(due_at_s, UTC)
+        if requested_at_ms is not None:
+            return datetime.fromtimestamp(requested_at_ms / 1000, UTC)
+    return published_at

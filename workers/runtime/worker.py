@@ -1,0 +1,229 @@
+"""The worker process: consumes work queues and runs attempts, many at a time.
+
+Concurrency is bounded by a semaphore, not by prefetch: a work message is
+acked as soon as its ``AttemptStarted`` is confirmed, which frees prefetch
+credit while the function is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from ricochet.errors import DuplicateTarget
+from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
+from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
+from ricochet.workers.client.dispatch import Dispatcher
+from ricochet.workers.clock import Clock, utc_now
+from ricochet.workers.delivery.acks import RunAcker
+from ricochet.workers.delivery.settle import Settler
+from ricochet.workers.log.recorder import EventRecorder
+from ricochet.workers.log.started import StartedLookup
+from ricochet.workers.logs import get_logger
+from ricochet.workers.runtime.attempt import AttemptProcessor
+from ricochet.workers.runtime.children import ChildService
+from ricochet.workers.runtime.claims import ClaimBook
+from ricochet.workers.runtime.heartbeat import HeartbeatSender, RunningAttempts
+from ricochet.workers.runtime.runner import CountingPool
+from ricochet.workers.runtime.tasks import Task
+from ricochet.workers.settings import Settings
+from ricochet.workers.supervision.supervisor import Supervisor
+
+log = get_logger(__name__)
+
+SPARE_THREADS = 4 + 512
+"""Threads beyond --concurrency (made only when needed): a sync function left running
+past its timeout keeps one, and a sync parent waiting on a child blocks one while its
+slot is free for other work."""
+
+
+def index_tasks(tasks: Sequence[Task[..., Any]]) -> dict[str, Task[..., Any]]:
+    """Target name -> task; the same task imported twice is fine, two under one name are not."""
+    by_name: dict[str, Task[..., Any]] = {}
+    for item in tasks:
+        known = by_name.setdefault(item.name, item)
+        if known is not item and known.fn is not item.fn:
+            raise DuplicateTarget(f"two functions are declared as {item.name!r}")
+    return by_name
+
+
+class Worker:
+    """Serves ``tasks`` from their queues (or only ``queues``, when given)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tasks: Sequence[Task[..., Any]],
+        queues: Sequence[str] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.tasks = index_tasks(tasks)
+        self.queues = tuple(queues) if queues else tuple(sorted({t.spec.queue for t in tasks}))
+        self._clock = clock
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._pool = CountingPool(
+            settings.concurrency + SPARE_THREADS, thread_name_prefix="ricochet"
+        )
+        self._running: set[asyncio.Task[None]] = set()
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._connection: AbstractRobustConnection | None = None
+        self._processor: AttemptProcessor | None = None
+        self._running_attempts = RunningAttempts()
+        self._acks = RunAcker()
+        self._settler: Settler | None = None
+        self._heartbeat: HeartbeatSender | None = None
+        self.supervisor: Supervisor | None = None
+        self._children: ChildService | None = None
+        self._claims: ClaimBook | None = None
+        self._accepting = True
+
+    async def start(self) -> None:
+        """Connect, declare what this worker needs, and start consuming."""
+        if not all(item.is_async for item in self.tasks.values()):
+            self._pool.prestart(self.settings.concurrency)
+        self._connection = connection = await connect(self.settings, "worker")
+        publishing = await publishing_channel(connection)
+        names = await declare_core(publishing, self.settings)
+        limits = self.settings.limits
+        recorder = await EventRecorder.open(publishing, names, limits)
+        settler = Settler(
+            publishing,
+            names,
+            self._clock,
+            self._acks,
+            delay_group_size=self.settings.quorum_group_size,
+        )
+        await settler.open()
+        work = await publishing.get_exchange(names.work, ensure=False)
+        dispatcher = Dispatcher(recorder, work, self._clock, limits)
+        self._settler = settler
+        claims = self._claims = ClaimBook(
+            connection, names, self.settings.claim_horizon_s, self._clock
+        )
+        await claims.start()
+        self._processor = AttemptProcessor(
+            tasks=self.tasks,
+            recorder=recorder,
+            settler=settler,
+            pool=self._pool,
+            worker_id=self.settings.worker_id,
+            clock=self._clock,
+            running=self._running_attempts,
+            started=StartedLookup(connection, names),
+            claims=claims,
+            accepting=lambda: self._accepting,
+            limits=limits,
+        )
+        self._children = ChildService(
+            connection, names, dispatcher, recorder, self._slots, self._clock
+        )
+        await self._children.start_watching()
+        self._processor.children = self._children
+        beats = await publishing_channel(connection)
+        self._heartbeat = HeartbeatSender(beats, self.settings, self._running_attempts, self._clock)
+        self._heartbeat.start()
+        self.supervisor = Supervisor(
+            self.settings, connection, recorder, settler, dispatcher, self._clock
+        )
+        await self.supervisor.start()
+        await self._consume(connection, names)
+        log.info("worker.started", queues=self.queues, targets=sorted(self.tasks))
+
+    async def _consume(self, connection: AbstractRobustConnection, names: Names) -> None:
+        """Declare and bind this worker's work queues, and consume them: the last step."""
+        consuming = await consuming_channel(connection, self.settings.work_prefetch)
+        for queue_name, targets in self._targets_by_queue().items():
+            queue = await declare_queue(consuming, work_queue(names, self.settings, queue_name))
+            await self._bind(queue, names, targets)
+            tag = await queue.consume(self._on_message, no_ack=False)
+            self._consumers.append((queue, tag))
+
+    def _targets_by_queue(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for queue_name in self.queues:
+            grouped[queue_name] = []
+        for name, item in self.tasks.items():
+            if item.spec.queue in grouped:
+                grouped[item.spec.queue].append(name)
+        return grouped
+
+    @staticmethod
+    async def _bind(queue: AbstractQueue, names: Names, targets: list[str]) -> None:
+        for target in targets:
+            await queue.bind(names.work, routing_key=target)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        """Hand the delivery to a task of our own and return.
+
+        aiormq cancels the tasks it runs consumer callbacks in when their channel
+        closes; an attempt must survive a reconnect, so it runs in our task, which
+        only ``stop`` cancels.
+        """
+        self._acks.delivered(message)
+        handler = asyncio.create_task(self._handle(message))
+        self._running.add(handler)
+        handler.add_done_callback(self._running.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            async with self._slots:
+                assert self._processor is not None
+                await self._processor.handle(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("work.handler_failed", routing_key=message.routing_key)
+            await self._give_back(message)
+
+    async def _give_back(self, message: AbstractIncomingMessage) -> None:
+        """A delivery the handler failed on before settling it goes back to the queue
+        (its redelivery is checked against the log), so it cannot hold up the acks
+        of the deliveries after it."""
+        if not self._acks.unsettled(message) or self._settler is None:
+            return
+        with contextlib.suppress(Exception):
+            await self._settler.requeue(message)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop taking work; running attempts get ``grace_s`` to finish, then are recorded
+        as lost (and follow their policy); messages not yet started go back to the queue."""
+        self._accepting = False
+        if self._heartbeat is not None:
+            self._heartbeat.stopping = True
+        for queue, tag in self._consumers:
+            with contextlib.suppress(Exception):
+                await queue.cancel(tag)
+        self._consumers.clear()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace_s)
+        unfinished = set(self._running)
+        for pending in unfinished:
+            pending.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished, timeout=30)
+        await self._close()
+        log.info("worker.stopped", interrupted=len(unfinished))
+
+    async def _close(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self._children is not None:
+            await self._children.stop()
+        if self._claims is not None:
+            await self._claims.stop()
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
+        if self._connection is not None:
+            await self._connection.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def threads_still_busy(self) -> bool:
+        """A sync function that outlived its timeout or the grace period is still running."""
+        return self._pool.busy > 0

@@ -1,0 +1,1 @@
+"""The supervisor: trigger intake, lost workers and their recovery, checkpoints."""

@@ -1,0 +1,168 @@
+"""What the supervisor records and publishes in place of a worker that is gone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import PublishError
+
+from ricochet.contracts import (
+    REASON_HEADER,
+    ErrorInfo,
+    Event,
+    FailureCause,
+    WorkMessage,
+    decode,
+    encode,
+)
+from ricochet.engine import (
+    ExecutionState,
+    RecordFailure,
+    Rejected,
+    RejectExecution,
+    Status,
+    run,
+)
+from ricochet.errors import DecodeError
+from ricochet.workers.clock import Clock
+from ricochet.workers.delivery.disposition import Retry
+from ricochet.workers.delivery.settle import Settler
+from ricochet.workers.log.recorder import EventRecorder
+from ricochet.workers.logs import get_logger
+from ricochet.workers.runtime.attempt import retry_for
+from ricochet.workers.settings import Settings
+
+log = get_logger(__name__)
+
+
+def work_of(state: ExecutionState) -> WorkMessage:
+    """The work message of an execution, rebuilt from its ``ExecutionRequested``."""
+    assert state.target is not None, "an execution with no request in the log"
+    return WorkMessage(
+        execution_id=state.execution_id,
+        target=state.target,
+        args=state.args,
+        kwargs=state.kwargs,
+        parent_id=state.parent_id,
+    )
+
+
+class Recovery:
+    """Records lost attempts and abandoned executions, and re-publishes their work."""
+
+    def __init__(
+        self, settings: Settings, recorder: EventRecorder, settler: Settler, clock: Clock
+    ) -> None:
+        self._settings = settings
+        self._recorder = recorder
+        self._settler = settler
+        self._clock = clock
+
+    async def lose(
+        self, state: ExecutionState, attempt: int, worker: str | None, supervisor: str
+    ) -> tuple[Event, ...]:
+        """Attempt ``attempt`` lost its worker: record it, then follow the policy."""
+        error = ErrorInfo(
+            type="WorkerLost",
+            message=(
+                f"worker {worker} stopped vouching for attempt {attempt} (no heartbeat listed it"
+                f" for {self._settings.loss_window_s:g} s)"
+            ),
+        )
+        retryable = state.target is not None
+        command = RecordFailure(
+            attempt, FailureCause.WORKER_LOST, error, self._clock(), supervisor, retryable
+        )
+        decision, after = run(command, state)
+        if isinstance(decision, Rejected):
+            return ()
+        await self._recorder.record(decision)
+        log.warning("attempt.lost", execution_id=state.execution_id, attempt=attempt, worker=worker)
+        if retryable:
+            outcome = retry_for(decision, encode(work_of(state)), state.target or "", _ms(state))
+            if isinstance(outcome, Retry):
+                await self._settler.schedule(outcome)
+            elif after.is_terminal and _looks_poisoned(after):
+                await self._park_poison(after)
+        return decision
+
+    async def _park_poison(self, state: ExecutionState) -> None:
+        """Every attempt lost its worker: likely poison. Park its work for a person to see."""
+        reason = f"poison: all {len(state.attempts)} attempts lost their worker"
+        work = work_of(state)
+        await self._settler.park(encode(work), work.target, reason, "supervisor")
+        log.error("execution.poison", execution_id=state.execution_id, reason=reason)
+
+    async def republish(self, state: ExecutionState) -> None:
+        """A retry recorded as scheduled whose message never reached a queue."""
+        assert state.next_due_at is not None
+        log.warning(
+            "retry.republished", execution_id=state.execution_id, attempt=state.next_attempt
+        )
+        body = encode(work_of(state))
+        retry = Retry(
+            body, work_of(state).target, state.next_attempt, 0.0, state.next_due_at, _ms(state)
+        )
+        await self._settler.schedule(retry)
+
+    async def redispatch(self, state: ExecutionState) -> tuple[Event, ...]:
+        """A request whose work never reached a worker (its requester died between the
+        two): publish its first attempt now. A copy, if the first did arrive after all,
+        steps back at its start claim. A target nobody serves ends the execution."""
+        work = work_of(state)
+        log.warning("execution.redispatched", execution_id=state.execution_id)
+        first = Retry(encode(work), work.target, 1, 0.0, self._clock(), _ms(state))
+        try:
+            await self._settler.schedule(first)
+        except PublishError:
+            error = ErrorInfo(
+                type="UnknownTarget", message=f"no worker queue serves {work.target!r}"
+            )
+            decision, _ = run(RejectExecution(error, self._clock()), state)
+            if isinstance(decision, Rejected):
+                return ()
+            await self._recorder.record(decision)
+            return decision
+        return ()
+
+    async def abandon(
+        self,
+        message: AbstractIncomingMessage,
+        state_of: Callable[[str], ExecutionState | None],
+    ) -> tuple[Event, ...]:
+        """A dead-lettered work message: its execution cannot go on, so it ends failed."""
+        try:
+            work = decode(WorkMessage, message.body)
+        except DecodeError:
+            return ()
+        state = state_of(work.execution_id)
+        if state is None or state.status not in (Status.PENDING, Status.RETRY_SCHEDULED):
+            return ()
+        reason = str((message.headers or {}).get(REASON_HEADER) or _broker_reason(message))
+        error = ErrorInfo(type="DeadLettered", message=reason)
+        decision, _ = run(RejectExecution(error, self._clock()), state)
+        if isinstance(decision, Rejected):
+            return ()
+        await self._recorder.record(decision)
+        log.warning("execution.dead_lettered", execution_id=work.execution_id, reason=reason)
+        return decision
+
+
+def _ms(state: ExecutionState) -> int | None:
+    return None if state.requested_at is None else round(state.requested_at.timestamp() * 1000)
+
+
+def _looks_poisoned(state: ExecutionState) -> bool:
+    """Every attempt, and more than one, lost its worker: a single loss (a retries=0 task
+    that shared a worker with a crash) says nothing about the message itself."""
+    attempts = state.attempts
+    return len(attempts) > 1 and all(a.cause is FailureCause.WORKER_LOST for a in attempts)
+
+
+def _broker_reason(message: AbstractIncomingMessage) -> str:
+    """The broker's own reason (``x-first-death-reason``: delivery_limit, rejected...)."""
+    headers = message.headers or {}
+    why = headers.get("x-first-death-reason", "unknown")
+    queue = headers.get("x-first-death-queue", "?")
+    return f"dead-lettered by the broker from {queue!s}: {why!s}"
