@@ -12,7 +12,7 @@ from ricochet.engine.commands import (
 )
 from ricochet.engine.decider import Decision, decide, fold, run
 from ricochet.engine.evolve import evolve, progress_of
-from ricochet.engine.policy import delay_after, parse_retries, retry_delay, schedule
+from ricochet.engine.policy import parse_retries, retry_delay, schedule
 from ricochet.engine.projection import Projection, project
 from ricochet.engine.state import (
     TERMINAL,
@@ -42,7 +42,6 @@ __all__ = [
     "Status",
     "awaiting_attempt",
     "decide",
-    "delay_after",
     "evolve",
     "fold",
     "initial",

@@ -32,7 +32,7 @@ from ricochet.engine.commands import (
     StartAttempt,
 )
 from ricochet.engine.evolve import evolve
-from ricochet.engine.policy import delay_after
+from ricochet.engine.policy import retry_delay
 from ricochet.engine.state import ExecutionState, Status, initial
 
 Decision = tuple[Event, ...] | Rejected
@@ -146,7 +146,7 @@ def _fail(command: RecordFailure, state: ExecutionState) -> Decision:
         cause=command.cause,
         error=command.error,
     )
-    delay = delay_after(state.policy, attempt) if command.retryable else None
+    delay = retry_delay(state.policy, attempt) if command.retryable else None
     if delay is None:
         ended = ExecutionFailed(
             event_id=event_id(execution_id, attempt, "ended"),

@@ -19,6 +19,7 @@ import math
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("7c1b3c5e-2f44-4a8f-9a53-4f0b1d1e6a20")
 BUCKETS = 16
@@ -89,3 +90,21 @@ class KeyWindow:
             keys = self.buckets.setdefault(self.bucket_of(bucket * width_s), set())
             for start in range(0, len(data) - DIGEST_BYTES + 1, DIGEST_BYTES):
                 keys.add(int.from_bytes(data[start : start + DIGEST_BYTES], "big"))
+
+
+class KeyVerdict(Enum):
+    """What the trigger intake does with a trigger that carries an idempotency key."""
+
+    START = "start"
+    """The key is unused and no one is deciding it: reserve it and start the execution."""
+    DUPLICATE = "duplicate"
+    """The key started an execution inside the window: ack the trigger, start nothing."""
+    WAIT = "wait"
+    """Another trigger of the key is being started: wait for its start, then judge again."""
+
+
+def judge_key(used: bool, deciding: bool) -> KeyVerdict:
+    """The idempotency rule: one execution per key inside the window, however copies race."""
+    if used:
+        return KeyVerdict.DUPLICATE
+    return KeyVerdict.WAIT if deciding else KeyVerdict.START

@@ -54,17 +54,14 @@ def parse_retries(task_name: str, value: object) -> RetryPolicy:
 def retry_delay(policy: RetryPolicy, retry: int) -> float | None:
     """Seconds before the ``retry``-th retry (1-based), or None when retries are spent.
 
+    Retry k follows failed attempt k, so this is also the wait after attempt k fails.
+
     The k-th retry waits ``lo + (hi - lo) * (k - 1) / max(N - 1, 1)`` (SPEC section 2).
     """
     if retry < 1 or retry > policy.retries:
         return None
     span = policy.delay_max - policy.delay_min
     return policy.delay_min + span * (retry - 1) / max(policy.retries - 1, 1)
-
-
-def delay_after(policy: RetryPolicy, failed_attempt: int) -> float | None:
-    """Seconds between failed attempt ``failed_attempt`` and the next, or None to stop."""
-    return retry_delay(policy, failed_attempt)
 
 
 def schedule(policy: RetryPolicy) -> tuple[float, ...]:

@@ -21,7 +21,7 @@ keys), and nothing here touches the broker.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +32,7 @@ from ricochet.contracts import Event, decode_event, encode_json
 from ricochet.engine.keys import KeyWindow, key_digest
 from ricochet.engine.live import Live, RawEvent
 from ricochet.engine.projection import Projection
+from ricochet.engine.recent import Recent
 from ricochet.engine.state import ExecutionState, Status
 from ricochet.engine.vigil import Vigil
 
@@ -110,9 +111,8 @@ class Watch:
     vigil: Vigil
     keys: KeyWindow
     live: dict[str, Live] = field(default_factory=dict)
-    ended: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    ended: Recent[str, None] = field(default_factory=lambda: Recent(ENDED_MEMORY))
     recovered: set[AttemptKey] = field(default_factory=set)
-    ended_memory: int = ENDED_MEMORY
     awaiting_retry: set[str] = field(default_factory=set)
     """Live executions with a retry recorded and not yet started: what ``lost_retries``
     looks at, instead of every live execution (a backlog can be large)."""
@@ -177,9 +177,7 @@ class Watch:
                 self.vigil.ended((execution_id, attempt))
         for key in [k for k in self.recovered if k[0] == execution_id] if self.recovered else ():
             self.recovered.discard(key)
-        self.ended[execution_id] = None
-        while len(self.ended) > self.ended_memory:
-            self.ended.popitem(last=False)
+        self.ended.add(execution_id, None)
 
     def state_of(self, execution_id: str) -> ExecutionState | None:
         """The fold of a live execution's valid events (made now, kept until the next)."""
@@ -257,7 +255,7 @@ class Watch:
         requests never started count from now too."""
         now = vouched_at(None)
         for execution_id in ended:
-            self.ended[execution_id] = None
+            self.ended.add(execution_id, None)
         for execution_id, record in live.items():
             self.live[execution_id] = record
             if record.due_at is not None:

@@ -27,7 +27,8 @@ from ricochet.errors import (
 )
 
 if TYPE_CHECKING:
-    from ricochet.workers.client.client import Client, Handle
+    from ricochet.workers.client.client import Client
+    from ricochet.workers.client.handle import Handle
     from ricochet.workers.runtime.context import AttemptContext, current_attempt
     from ricochet.workers.runtime.tasks import Task, task, workflow
     from ricochet.workers.settings import Settings
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "AttemptContext": "ricochet.workers.runtime.context",
     "Client": "ricochet.workers.client.client",
-    "Handle": "ricochet.workers.client.client",
+    "Handle": "ricochet.workers.client.handle",
     "Settings": "ricochet.workers.settings",
     "Task": "ricochet.workers.runtime.tasks",
     "current_attempt": "ricochet.workers.runtime.context",

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from ricochet.contracts import MAX_TRIGGER_BYTES, REASON_HEADER, ExecutionRequested
 from ricochet.workers.client.client import Client
+from ricochet.workers.client.dispatch import execution_id_for
 from ricochet.workers.settings import Settings
-from ricochet.workers.supervision.intake import execution_id_for
 from tests.integration import tasks
 from tests.integration.harness import dead_letters, eventually, log_events, running_worker
 

@@ -14,8 +14,10 @@ from ricochet.contracts import ExecutionRequested
 from ricochet.engine.keys import (
     BUCKETS,
     IDEMPOTENCY_NAMESPACE,
+    KeyVerdict,
     KeyWindow,
     execution_id_for_key,
+    judge_key,
     key_digest,
 )
 from ricochet.engine.state import Status
@@ -93,7 +95,7 @@ def busy_watch() -> Watch:
     for event in (other, started(1, 4, execution_id=other.execution_id)):
         seen.note(event, 5.0)
     seen.recovered.add((EXECUTION, 2))
-    seen.ended["f" * 32] = None
+    seen.ended.add("f" * 32, None)
     return seen
 
 
@@ -267,3 +269,20 @@ def test_quiet_workers_are_forgotten() -> None:
     attendance.heard("here", 10.5)
     attendance.forget_quiet(now=11.0, after_windows=3)
     assert ["here"] == list(attendance.last_seen)
+
+
+@pytest.mark.parametrize(
+    ("used", "deciding", "expected"),
+    [
+        (False, False, KeyVerdict.START),
+        (False, True, KeyVerdict.WAIT),
+        (True, False, KeyVerdict.DUPLICATE),
+        (True, True, KeyVerdict.DUPLICATE),
+    ],
+)
+def test_one_execution_per_key_however_copies_race(
+    used: bool, deciding: bool, expected: KeyVerdict
+) -> None:
+    """Given whether the key is in the window and whether a copy is being started,
+    a trigger starts, waits for that start, or is a duplicate."""
+    assert expected == judge_key(used, deciding)

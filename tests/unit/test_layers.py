@@ -1,8 +1,11 @@
-"""Layers go one way (STYLE rule 1): contracts -> engine -> workers; the core has no I/O.
+"""Layers go one way (STYLE rule 1): errors <- contracts <- engine <- workers; the core has no I/O.
 
-The engine has no I/O, clock, randomness or logging: a test imports it and
-checks that no broker or logging library came along, and reads its source to
-check that nothing reaches for the clock, the network or the disk.
+Inside ``workers``, each sub-package may import only the ones listed for it in
+``MAY_IMPORT`` (read from the source by ``tests.import_graph``), there are no
+import cycles, and no module is over 400 lines. The engine has no I/O, clock,
+randomness or logging: a test imports it and checks that no broker or logging
+library came along, and reads its source to check that nothing reaches for the
+clock, the network or the disk.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.import_graph import Graph, module_files, package_roots
+
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_FILES = sorted((ROOT / "engine").rglob("*.py"))
 CONTRACTS_FILES = sorted((ROOT / "contracts").rglob("*.py"))
@@ -22,7 +27,6 @@ CONTRACTS_FILES = sorted((ROOT / "contracts").rglob("*.py"))
 BROKER_AND_LOGGING = ("aio_pika", "aiormq", "pamqp", "structlog", "logging")
 ENGINE_FORBIDDEN = frozenset(
     {
-        "workers",
         "logging",
         "structlog",
         "aio_pika",
@@ -38,9 +42,7 @@ ENGINE_FORBIDDEN = frozenset(
         "threading",
     }
 )
-CONTRACTS_FORBIDDEN = frozenset(
-    {"workers", "engine", "logging", "structlog", "aio_pika", "aiormq", "pamqp", "asyncio"}
-)
+CONTRACTS_FORBIDDEN = frozenset({"logging", "structlog", "aio_pika", "aiormq", "pamqp", "asyncio"})
 CLOCK_AND_CHANCE = frozenset(
     # uuid itself may be imported: uuid5 is a hash (child ids); uuid1/uuid4 are chance.
     {"now", "utcnow", "today", "time", "monotonic", "perf_counter", "random", "uuid1", "uuid4"}
@@ -94,8 +96,9 @@ def test_importing_engine_brings_no_broker_or_logging_library() -> None:
 
 
 @pytest.mark.parametrize("path", ENGINE_FILES, ids=_name)
-def test_engine_imports_no_io_clock_randomness_or_workers(path: Path) -> None:
-    """No module under engine/ imports I/O, clock, randomness, logging or the workers layer."""
+def test_engine_imports_no_io_clock_randomness_or_logging(path: Path) -> None:
+    """No module under engine/ imports I/O, clock, randomness or logging (the layer
+    rules below keep the workers layer out)."""
     actual = sorted(set(imported_modules(parse(path))) & ENGINE_FORBIDDEN)
 
     assert [] == actual
@@ -110,8 +113,8 @@ def test_engine_reads_no_clock_and_opens_nothing(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", CONTRACTS_FILES, ids=_name)
-def test_contracts_import_neither_engine_nor_workers(path: Path) -> None:
-    """Contracts are the bottom layer: they import neither engine nor workers, nor I/O."""
+def test_contracts_import_no_io(path: Path) -> None:
+    """Contracts are data and codec: no broker, no logging, no event loop."""
     actual = sorted(set(imported_modules(parse(path))) & CONTRACTS_FORBIDDEN)
 
     assert [] == actual
@@ -134,3 +137,92 @@ def test_the_checks_catch_what_they_look_for() -> None:
 
     assert ["datetime", "os", "time"] == sorted(imported_modules(tree))
     assert {"now", "open"} == set(called_names(tree))
+
+
+SHARED = frozenset({"settings", "logs", "clock", "end_of_turn", "addresses"})
+"""Modules directly in ``ricochet.workers`` that every sub-package shares."""
+CORE = frozenset({"errors", "contracts", "engine"})
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    "errors": frozenset(),
+    "contracts": frozenset({"errors"}),
+    "engine": frozenset({"errors", "contracts"}),
+    "workers.shared": CORE,
+    "workers.amqp": CORE | {"workers.shared"},
+    "workers.log": CORE | {"workers.shared", "workers.amqp"},
+    "workers.delivery": CORE | {"workers.shared", "workers.amqp", "workers.log"},
+    "workers.client": CORE | {"workers.shared", "workers.amqp", "workers.log"},
+    "workers.supervision": CORE
+    | {"workers.shared", "workers.amqp", "workers.log", "workers.delivery", "workers.client"},
+    "workers.runtime": CORE
+    | {
+        "workers.shared",
+        "workers.amqp",
+        "workers.log",
+        "workers.delivery",
+        "workers.client",
+        "workers.supervision",
+    },
+    "workers.read": CORE | {"workers.shared", "workers.amqp", "workers.log"},
+    "workers.cli": CORE
+    | {
+        "root",
+        "workers.shared",
+        "workers.amqp",
+        "workers.log",
+        "workers.delivery",
+        "workers.client",
+        "workers.supervision",
+        "workers.runtime",
+        "workers.read",
+    },
+    "workers.examples": frozenset({"root"}),
+    "root": frozenset({"errors"}),
+    "main": frozenset({"workers.cli"}),
+}
+"""Which part may import which: the house's architecture, in one table."""
+MAX_LINES = 400
+GRAPH = Graph.read(ROOT)
+
+
+def part_of(module: str) -> str:
+    """The ``MAY_IMPORT`` key of a module: ``ricochet.workers.log.reader`` -> ``workers.log``."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "root"
+    if parts[0] != "workers":
+        return "main" if parts[0] == "__main__" else parts[0]
+    if len(parts) == 1 or parts[1] in SHARED:
+        return "workers.shared"
+    return f"workers.{parts[1]}"
+
+
+def test_every_part_is_in_the_table() -> None:
+    """A new sub-package must say what it may import (an unknown part fails here)."""
+    assert [] == sorted({part_of(m) for m in GRAPH.edges} - MAY_IMPORT.keys())
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH.edges))
+def test_imports_follow_the_layers(module: str) -> None:
+    """Each module imports only from its own part and the parts ``MAY_IMPORT`` lists."""
+    mine = part_of(module)
+    wrong = [m for m in sorted(GRAPH.edges[module]) if part_of(m) not in MAY_IMPORT[mine] | {mine}]
+
+    assert [] == wrong
+
+
+def test_there_are_no_import_cycles() -> None:
+    assert [] == GRAPH.cycles()
+
+
+def test_the_layer_rules_catch_a_wrong_way_import() -> None:
+    """The table is not vacuous: the engine may not import the log, nor read the runtime."""
+    assert "workers.log" not in MAY_IMPORT[part_of("ricochet.engine.watch")]
+    assert "workers.runtime" not in MAY_IMPORT[part_of("ricochet.workers.read.api")]
+    assert "workers.shared" == part_of("ricochet.workers.settings")
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH.edges))
+def test_no_module_is_over_400_lines(module: str) -> None:
+    path = module_files(package_roots(ROOT))[module]
+
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= MAX_LINES

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ricochet.contracts import RetryPolicy
-from ricochet.engine import delay_after, parse_retries, retry_delay, schedule
+from ricochet.engine import parse_retries, retry_delay, schedule
 from ricochet.errors import InvalidRetryPolicy
 
 TASK = "billing.tasks:send_invoice"
@@ -72,7 +72,7 @@ def test_default_is_at_most_once() -> None:
     policy = parse_retries(TASK, 0)
 
     assert RetryPolicy() == policy
-    assert delay_after(policy, 1) is None
+    assert retry_delay(policy, 1) is None
     assert 1 == policy.max_attempts
     assert (0.0,) == schedule(policy)
 
@@ -88,7 +88,7 @@ def test_delay_after_failed_attempt_k_is_retry_k() -> None:
     """Failed attempt k is followed by retry k (attempt k + 1)."""
     policy = parse_retries(TASK, (3, 10, 30))
 
-    actual = [delay_after(policy, k) for k in range(1, 5)]
+    actual = [retry_delay(policy, k) for k in range(1, 5)]
 
     assert [10.0, 20.0, 30.0, None] == actual
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ricochet.contracts import Event, FailureCause
 from ricochet.engine import Status
 from ricochet.engine.keys import KeyWindow
+from ricochet.engine.recent import Recent
 from ricochet.engine.vigil import Vigil
 from ricochet.engine.watch import Watch
 from tests.unit.builders import (
@@ -29,7 +30,7 @@ class Supervisor:
     """The watch as the supervisor drives it: one monotonic time for every event."""
 
     def __init__(self, ended_memory: int = 2_000) -> None:
-        self.watch = Watch(Vigil(10.0), KeyWindow(86_400.0), ended_memory=ended_memory)
+        self.watch = Watch(Vigil(10.0), KeyWindow(86_400.0), ended=Recent(ended_memory))
         self.vigil = self.watch.vigil
 
     def note(self, event: Event) -> None:
@@ -73,7 +74,7 @@ def test_supervisor_keeps_no_state_for_an_unknown_execution_ending() -> None:
     supervisor = bare_supervisor()
     supervisor.note(execution_succeeded(1, 4))
     assert {} == supervisor.watch.live
-    assert {} == supervisor.watch.ended
+    assert [] == list(supervisor.watch.ended)
 
 
 def test_an_event_is_validated_only_when_a_decision_needs_it() -> None:

@@ -21,7 +21,7 @@ import orjson
 from ricochet.contracts import Json
 from ricochet.errors import AddressError, BadPosition
 from ricochet.workers.addresses import parse_addresses
-from ricochet.workers.cli import commands
+from ricochet.workers.cli import log_tools, reading, running, starting
 from ricochet.workers.log.replay import Position, Selection, parse_position
 from ricochet.workers.logs import configure
 from ricochet.workers.settings import Settings
@@ -175,7 +175,7 @@ def worker(
         trigger_prefetch=trigger_prefetch,
     )
     chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
-    _run(lambda: commands.run_worker(settings, imported, chosen, grace))
+    _run(lambda: running.run_worker(settings, imported, chosen, grace))
 
 
 API_DEFAULT = "http://127.0.0.1:8765"
@@ -206,8 +206,8 @@ API_DEFAULT = "http://127.0.0.1:8765"
 def projector(ctx: click.Context, store: Path, http: str, rebuild: bool) -> None:
     """Fold the event log into execution state, keep it on disk and serve it."""
     if rebuild:
-        _run(lambda: commands.rebuild(ctx.obj, store))
-    _run(lambda: commands.run_projector(ctx.obj, store, http or None))
+        _run(lambda: log_tools.rebuild(ctx.obj, store))
+    _run(lambda: running.run_projector(ctx.obj, store, http or None))
 
 
 @main.command()
@@ -228,7 +228,7 @@ def executions(
     """List executions (from the projector, or by folding the log if none answers)."""
     given = {"status": status, "target": target, "since": since, "limit": limit}
     query = {k: v for k, v in given.items() if v is not None}
-    _run(lambda: commands.executions(ctx.obj, query, api_url or None))
+    _run(lambda: reading.executions(ctx.obj, query, api_url or None))
 
 
 @main.command()
@@ -255,7 +255,7 @@ def submit(
         raise click.BadParameter("--args must be a JSON array")
     if not isinstance(kwargs, dict):
         raise click.BadParameter("--kwargs must be a JSON object")
-    _run(lambda: commands.submit(ctx.obj, target, args, kwargs, wait, timeout, idempotency_key))
+    _run(lambda: starting.submit(ctx.obj, target, args, kwargs, wait, timeout, idempotency_key))
 
 
 @main.command()
@@ -270,7 +270,7 @@ def submit(
 @click.pass_context
 def status(ctx: click.Context, execution_id: str, source: Path | None, api_url: str) -> None:
     """Show an execution's attempts as a timeline."""
-    _run(lambda: commands.status(ctx.obj, execution_id, source, api_url or None))
+    _run(lambda: reading.status(ctx.obj, execution_id, source, api_url or None))
 
 
 def _position(value: str | None, flag: str) -> Position | None:
@@ -318,7 +318,7 @@ def replay(
         target=target,
         types=types,
     )
-    _run(lambda: commands.replay(ctx.obj, selection, as_json, source, out, follow))
+    _run(lambda: log_tools.replay(ctx.obj, selection, as_json, source, out, follow))
 
 
 @main.command()
@@ -328,7 +328,7 @@ def replay(
 @click.pass_context
 def rerun(ctx: click.Context, execution_id: str, wait: bool, timeout: float | None) -> None:
     """Start EXECUTION_ID's target again with the same inputs (linked both ways)."""
-    _run(lambda: commands.rerun(ctx.obj, execution_id, wait, timeout))
+    _run(lambda: starting.rerun(ctx.obj, execution_id, wait, timeout))
 
 
 @main.command()
@@ -347,7 +347,7 @@ def debug(
     """Run a recorded attempt here, with its inputs, from MODULES; nothing is published."""
     sys.path.insert(0, os.getcwd())
     imported = [importlib.import_module(name) for name in modules]
-    _run(lambda: commands.debug(ctx.obj, execution_id, imported, attempt, post_mortem))
+    _run(lambda: reading.debug(ctx.obj, execution_id, imported, attempt, post_mortem))
 
 
 @main.command()
@@ -355,7 +355,7 @@ def debug(
 @click.pass_context
 def topology(ctx: click.Context, queues: tuple[str, ...]) -> None:
     """Declare what Ricochet uses on the broker and print it."""
-    _run(lambda: commands.topology(ctx.obj, queues))
+    _run(lambda: log_tools.topology(ctx.obj, queues))
 
 
 @main.command()
@@ -363,4 +363,4 @@ def topology(ctx: click.Context, queues: tuple[str, ...]) -> None:
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
 def schemas(check: bool, directory: Path | None) -> None:
     """Write the JSON Schemas of the events and the trigger to contracts/schemas/."""
-    sys.exit(commands.schemas(directory or commands.SCHEMA_DIR, check))
+    sys.exit(log_tools.schemas(directory or log_tools.SCHEMA_DIR, check))

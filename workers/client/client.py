@@ -6,23 +6,22 @@ import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 
 from ricochet.contracts import Json, TooLarge, TriggerV1, check_args, encode
-from ricochet.engine import ExecutionState, NoteRerun, Rejected, Status, decide
-from ricochet.errors import NoClient, RemoteError, UnknownTarget
+from ricochet.engine import ExecutionState, NoteRerun, Rejected, RequestExecution, decide
+from ricochet.errors import NoClient, UnknownTarget
 from ricochet.workers.amqp.broker import connect, persistent_message, publish, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core
-from ricochet.workers.client.dispatch import Dispatcher, Request, rejected
+from ricochet.workers.client.dispatch import Dispatcher, execution_id_for, rejected
+from ricochet.workers.client.handle import Handle
 from ricochet.workers.client.watcher import ExecutionWatcher
 from ricochet.workers.clock import Clock, utc_now
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.settings import Settings
-from ricochet.workers.supervision.intake import execution_id_for
 
 _current: ContextVar[Client | None] = ContextVar("ricochet_client", default=None)
 
@@ -32,25 +31,6 @@ def current_client() -> Client:
     if client is None:
         raise NoClient("no Ricochet client is open: use `async with Client(settings):`")
     return client
-
-
-@dataclass(frozen=True, slots=True)
-class Handle:
-    """A submitted execution."""
-
-    client: Client
-    id: str
-
-    async def wait(self, timeout: float | None = None) -> ExecutionState:
-        return await self.client.wait(self.id, timeout)
-
-    async def result(self, timeout: float | None = None) -> Json:
-        """The result, or ``RemoteError`` carrying the final error's type and traceback."""
-        state = await self.wait(timeout)
-        if state.status is Status.SUCCEEDED:
-            return state.result
-        assert state.error is not None
-        raise RemoteError(self.id, state.error)
 
 
 class Client:
@@ -116,12 +96,19 @@ class Client:
         check_args(args, kwargs or {}, self.settings.limits)  # before watching: nothing to undo
         execution_id = uuid.uuid4().hex
         self._watcher.watch(execution_id)
-        request = Request(
-            execution_id, target, tuple(args), kwargs, parent_id, idempotency_key, self._source
+        request = RequestExecution(
+            execution_id,
+            target,
+            self._clock(),
+            tuple(args),
+            dict(kwargs or {}),
+            parent_id,
+            idempotency_key,
+            self._source,
         )
         if rejected(await self._dispatcher.start(request)):
             raise UnknownTarget(f"no worker queue serves target {target!r}")
-        return Handle(self, execution_id)
+        return Handle(execution_id, self)
 
     async def _trigger(
         self,
@@ -152,11 +139,12 @@ class Client:
         assert original.target is not None, "the original's request is not in the log"
         execution_id = uuid.uuid4().hex
         self._watcher.watch(execution_id)
-        request = Request(
+        request = RequestExecution(
             execution_id,
             original.target,
+            self._clock(),
             original.args,
-            original.kwargs,
+            dict(original.kwargs),
             source="rerun",
             rerun_of=original.execution_id,
         )
@@ -165,12 +153,12 @@ class Client:
         note = decide(NoteRerun(execution_id, self._clock()), original)
         assert not isinstance(note, Rejected)
         await self._dispatcher.record(note)
-        return Handle(self, execution_id)
+        return Handle(execution_id, self)
 
     def follow(self, execution_id: str) -> Handle:
         """A handle on an execution started elsewhere (a trigger, say), from now on."""
         self._watcher.watch(execution_id)
-        return Handle(self, execution_id)
+        return Handle(execution_id, self)
 
     def state(self, execution_id: str) -> ExecutionState | None:
         """What the log has said so far about an execution this client watches."""

@@ -10,8 +10,8 @@ target the broker returns it, and the execution is recorded as failed (cause
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Sequence
 
 from aio_pika.abc import AbstractExchange
 from aio_pika.exceptions import PublishError
@@ -22,7 +22,6 @@ from ricochet.contracts import (
     REQUESTED_AT_HEADER,
     ErrorInfo,
     Event,
-    Json,
     Limits,
     NotReadable,
     TooLarge,
@@ -31,24 +30,11 @@ from ricochet.contracts import (
     encode,
 )
 from ricochet.engine import Rejected, RejectExecution, RequestExecution, decide, fold, initial
+from ricochet.engine.keys import execution_id_for_key
 from ricochet.errors import DispatchInterrupted
 from ricochet.workers.amqp.broker import TRANSIENT, persistent_message, publish_until_confirmed
 from ricochet.workers.clock import Clock
 from ricochet.workers.log.recorder import EventRecorder
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What to start, and who asked."""
-
-    execution_id: str
-    target: str
-    args: tuple[Json, ...] = ()
-    kwargs: Mapping[str, Json] | None = None
-    parent_id: str | None = None
-    idempotency_key: str | None = None
-    source: str = "api"
-    rerun_of: str | None = None
 
 
 class Dispatcher:
@@ -71,26 +57,15 @@ class Dispatcher:
         """What this dispatcher's requests must keep to."""
         return self._limits
 
-    async def start(self, request: Request) -> tuple[Event, ...]:
+    async def start(self, request: RequestExecution) -> tuple[Event, ...]:
         """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target.
 
         Raises ``LimitExceeded`` (a ``ValueError``), having recorded nothing, when the
         arguments break a limit.
         """
-        kwargs = dict(request.kwargs or {})
+        kwargs = request.kwargs
         check_args(request.args, kwargs, self._limits)
-        command = RequestExecution(
-            request.execution_id,
-            request.target,
-            self._clock(),
-            request.args,
-            kwargs,
-            request.parent_id,
-            request.idempotency_key,
-            request.source,
-            request.rerun_of,
-        )
-        requested = decide(command, initial(request.execution_id))
+        requested = decide(request, initial(request.execution_id))
         assert not isinstance(requested, Rejected), "a new execution is always accepted"
         work = WorkMessage(
             execution_id=request.execution_id,
@@ -109,7 +84,7 @@ class Dispatcher:
                 f" {self._limits.max_work_bytes}"
             )
         await self._recorder.record(requested)
-        headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(command.now.timestamp() * 1000)}
+        headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000)}
         message = persistent_message(body, headers=headers)
         try:
             await publish_until_confirmed(self._work, message, request.target)
@@ -129,6 +104,13 @@ class Dispatcher:
         assert not isinstance(decision, Rejected), "a pending execution can always be rejected"
         await self._recorder.record(decision)
         return decision
+
+
+def execution_id_for(key: str | None) -> str:
+    """Deterministic for an idempotency key (a second line of defence), random otherwise."""
+    if key is None:
+        return uuid.uuid4().hex
+    return execution_id_for_key(key)
 
 
 def rejected(events: Sequence[Event]) -> bool:

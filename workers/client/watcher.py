@@ -7,11 +7,11 @@ the terminal event arrives, however many retries (and minutes) that takes.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from ricochet.engine import ExecutionState, evolve, initial
+from ricochet.engine.recent import Recent
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.log.reader import Entry, LogFollower, Offset, stream_channel
 
@@ -26,7 +26,7 @@ class ExecutionWatcher:
         self._names = names
         self._states: dict[str, ExecutionState] = {}
         self._waiting: dict[str, asyncio.Future[ExecutionState]] = {}
-        self._done: OrderedDict[str, asyncio.Future[ExecutionState]] = OrderedDict()
+        self._done: Recent[str, asyncio.Future[ExecutionState]] = Recent(ENDED_KEPT)
         self._channel: AbstractChannel | None = None
         self._follower: LogFollower | None = None
 
@@ -46,8 +46,9 @@ class ExecutionWatcher:
         return future
 
     def state(self, execution_id: str) -> ExecutionState | None:
-        if execution_id in self._done:
-            return self._done[execution_id].result()
+        done = self._done.get(execution_id)
+        if done is not None:
+            return done.result()
         return self._states.get(execution_id)
 
     def _on_entry(self, entry: Entry) -> None:
@@ -65,9 +66,7 @@ class ExecutionWatcher:
         del self._states[state.execution_id]
         future = self._waiting.pop(state.execution_id)
         future.set_result(state)
-        self._done[state.execution_id] = future
-        while len(self._done) > ENDED_KEPT:
-            self._done.popitem(last=False)
+        self._done.add(state.execution_id, future)
 
     async def stop(self) -> None:
         if self._follower is not None:

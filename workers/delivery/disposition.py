@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from ricochet.contracts import RetryScheduled
+
 
 @dataclass(frozen=True, slots=True)
 class Ack:
@@ -21,6 +23,13 @@ class Retry:
     delay_s: float
     due_at: datetime
     requested_at_ms: int | None = None
+
+    @classmethod
+    def scheduled(
+        cls, retry: RetryScheduled, body: bytes, target: str, requested_at_ms: int | None
+    ) -> Retry:
+        """The publish a recorded ``RetryScheduled`` asks for."""
+        return cls(body, target, retry.next_attempt, retry.delay_s, retry.due_at, requested_at_ms)
 
 
 @dataclass(frozen=True, slots=True)

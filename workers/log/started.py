@@ -12,18 +12,17 @@ incrementally, and remembers what it saw.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractRobustConnection
 
 from ricochet.contracts import event_id
+from ricochet.engine.claims import scan_floor
 from ricochet.engine.watch import is_start
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.log.reader import Entry, Offset, scan_log
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CLOCK_SKEW = timedelta(seconds=30)
-"""Read from this long before the message's publish time: hosts' clocks differ."""
 
 
 class StartedLookup:
@@ -59,7 +58,7 @@ class StartedLookup:
             return wanted in self._started
 
     def _covers(self, published_at: datetime | None, known_after: datetime | None) -> bool:
-        floor = EPOCH if published_at is None else published_at - CLOCK_SKEW
+        floor = scan_floor(published_at) or EPOCH
         return (
             known_after is not None
             and self._scanned_from is not None
@@ -76,7 +75,7 @@ class StartedLookup:
 
     async def _scan(self, published_at: datetime | None) -> None:
         """Read what is new since the last scan, or rescan from earlier if asked about older."""
-        floor = EPOCH if published_at is None else published_at - CLOCK_SKEW
+        floor = scan_floor(published_at) or EPOCH
         start: Offset
         if self._scanned_from is not None and floor >= self._scanned_from and self._next_offset:
             start = self._next_offset

@@ -40,7 +40,6 @@ from ricochet.contracts import (
     Event,
     FailureCause,
     Limits,
-    RetryScheduled,
     TooLarge,
     WorkMessage,
     decode,
@@ -55,16 +54,18 @@ from ricochet.engine import (
     awaiting_attempt,
     run,
 )
+from ricochet.engine.claims import Copy, earliest_start, judge_copy
+from ricochet.engine.recovery import scheduled_retry
 from ricochet.errors import BadMessage, DecodeError, LimitExceeded
 from ricochet.workers.amqp.broker import TRANSIENT
 from ricochet.workers.clock import Clock
-from ricochet.workers.delivery.disposition import Ack, DeadLetter, Outcome, Requeue, Retry
+from ricochet.workers.delivery.disposition import Ack, DeadLetter, Requeue, Retry
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.log.started import StartedLookup
 from ricochet.workers.logs import get_logger
 from ricochet.workers.runtime.children import ChildService
-from ricochet.workers.runtime.claims import ClaimBook, earliest_start
+from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.runtime.context import AttemptContext
 from ricochet.workers.runtime.heartbeat import RunningAttempts
 from ricochet.workers.runtime.runner import Raised, Returned, invoke
@@ -161,10 +162,13 @@ class AttemptProcessor:
         began following the log (nearly all); older ones are looked up on the log.
         """
         work = delivery.work
-        if self.claims.covers(earliest):
-            if not self.claims.started(work.execution_id, delivery.attempt):
-                return False
-        elif not await self.started.was_started(
+        covered = self.claims.covers(earliest)
+        verdict = judge_copy(
+            covered, covered and self.claims.started(work.execution_id, delivery.attempt)
+        )
+        if verdict is Copy.TRY:
+            return False
+        if verdict is Copy.ASK_LOG and not await self.started.was_started(
             work.execution_id, delivery.attempt, earliest, known_after=self.claims.since
         ):
             return False
@@ -305,8 +309,12 @@ class AttemptProcessor:
             log.warning("attempt.outcome_refused", execution_id=state.execution_id, error=str(err))
             decision = self._decide(_unrecordable(err), state, number)
             await self.recorder.record(decision)
-        retry = retry_for(decision, body, target, delivery.requested_at_ms)
-        await self.settler.settle(None, retry)
+        scheduled = scheduled_retry(decision)
+        if scheduled is not None:
+            retry = Retry.scheduled(scheduled, body, target, delivery.requested_at_ms)
+            await self.settler.settle(None, retry)
+        else:
+            await self.settler.settle(None, Ack())
 
     def _decide(
         self, ran: Returned | Raised, state: ExecutionState, number: int
@@ -350,15 +358,3 @@ def _interrupted() -> Raised:
         ),
         FailureCause.WORKER_LOST,
     )
-
-
-def retry_for(
-    events: tuple[Event, ...], body: bytes, target: str, requested_at_ms: int | None = None
-) -> Outcome:
-    """A ``Retry`` when the events scheduled one, else a plain ``Ack``."""
-    for event in events:
-        if isinstance(event, RetryScheduled):
-            return Retry(
-                body, target, event.next_attempt, event.delay_s, event.due_at, requested_at_ms
-            )
-    return Ack()

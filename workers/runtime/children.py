@@ -17,44 +17,34 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 
 from ricochet.contracts import ExecutionRequested, Json, check_args
-from ricochet.engine import ExecutionState, Status, project
+from ricochet.engine import ExecutionState, RequestExecution, Status, project
 from ricochet.engine.children import child_id, reused
-from ricochet.errors import RemoteError
+from ricochet.engine.claims import CLOCK_SKEW
 from ricochet.workers.amqp.topology import Names
-from ricochet.workers.client.dispatch import Dispatcher, Request
+from ricochet.workers.client.dispatch import Dispatcher
+from ricochet.workers.client.handle import Handle
 from ricochet.workers.client.watcher import ExecutionWatcher
 from ricochet.workers.clock import Clock
 from ricochet.workers.log.reader import Offset, read_log
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.runtime.context import AttemptContext
 
-CLOCK_SKEW = timedelta(seconds=30)
 
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """Waits for one child (whose end may be known already) for its ``Handle``."""
 
-def outcome(state: ExecutionState) -> Json:
-    """A child's result, or its final error raised as ``RemoteError``."""
-    if state.status is Status.SUCCEEDED:
-        return state.result
-    assert state.error is not None
-    raise RemoteError(state.execution_id, state.error)
+    service: ChildService
+    ended: asyncio.Future[ExecutionState]
 
-
-@dataclass(slots=True)
-class ChildHandle:
-    """A child started with ``task.submit(...)`` inside an attempt."""
-
-    id: str
-    _ended: asyncio.Future[ExecutionState]
-    _service: ChildService
-
-    async def result(self) -> Json:
-        return outcome(await self._service.wait(self._ended))
+    async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
+        return await asyncio.wait_for(self.service.wait(self.ended), timeout)
 
 
 class ChildService:
@@ -101,7 +91,7 @@ class ChildService:
 
     async def start(
         self, scope: ChildScope, target: str, args: tuple[Json, ...], kwargs: Mapping[str, Json]
-    ) -> ChildHandle:
+    ) -> Handle:
         check_args(args, kwargs, self._dispatcher.limits)  # raised in the parent, watching nothing
         await self._follow_log()
         position = scope.take_position()
@@ -110,8 +100,14 @@ class ChildService:
         ended = self._watcher.watch(child)
         earlier = (await scope.earlier_children()).get(child)
         if earlier is None:
-            request = Request(
-                child, target, args, kwargs, parent_id=parent.execution_id, source="child"
+            request = RequestExecution(
+                child,
+                target,
+                self._clock(),
+                args,
+                dict(kwargs),
+                parent_id=parent.execution_id,
+                source="child",
             )
             await self._dispatcher.start(request)
         elif earlier.is_terminal:
@@ -122,7 +118,7 @@ class ChildService:
                 await self._recorder.record((note,))
             ended = asyncio.get_running_loop().create_future()
             ended.set_result(earlier)
-        return ChildHandle(child, ended, self)
+        return Handle(child, _Ended(self, ended))
 
     async def wait(self, ended: asyncio.Future[ExecutionState]) -> ExecutionState:
         """Wait for a child with the parent's slot given back meanwhile."""

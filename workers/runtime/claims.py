@@ -1,12 +1,8 @@
-"""Which try of an attempt won: the first start in log order (SPEC 7.8).
+"""Following the log's starts, so a try learns whether it won (``engine.claims``).
 
-A work message can arrive twice: re-published after a lost confirm, recovered
-by the supervisor, redelivered, or simply published again. Each copy that gets
-as far as recording ``AttemptStarted`` names its own try (``claim``), and the
-first start of an (execution, attempt) in log order wins: the log is the one
-order every worker agrees on. So every worker follows the log's starts from
-the moment it starts, and a try runs its body only once its own start is seen
-and no other start of the same attempt came before it.
+Every worker follows the log's starts from the moment it starts, and a try runs
+its body only once its own start is seen and no other start of the same attempt
+came before it (the rules are in ``engine.claims``; this is their I/O).
 
 What it remembers is bounded: the first claim of each attempt started within
 the last ``horizon_s`` seconds, as two 64-bit hashes. A message whose attempt
@@ -21,12 +17,12 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
+from ricochet.engine.claims import FirstStarts, memory_covers
 from ricochet.engine.watch import is_start
 from ricochet.workers.amqp.broker import retry_pause
 from ricochet.workers.amqp.topology import Names
@@ -36,9 +32,6 @@ from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
 
-CLOCK_SKEW = timedelta(seconds=30)
-"""Hosts' clocks differ: a time from a header is trusted to within this much."""
-BUCKETS = 4
 START_MARK = b'"attempt_started.'
 """A stream message without this holds no start: skipped without being parsed."""
 
@@ -68,7 +61,7 @@ class ClaimBook:
         self._horizon_s = horizon_s
         self._clock = clock
         self._monotonic = monotonic
-        self._buckets: deque[tuple[float, dict[int, int]]] = deque()
+        self._firsts = FirstStarts(horizon_s)
         self._waiting: dict[int, asyncio.Future[bool]] = {}
         self._follower: StartsOnly | None = None
         self._retrying: asyncio.Task[None] | None = None
@@ -119,15 +112,12 @@ class ClaimBook:
     def covers(self, earliest: datetime | None) -> bool:
         """Would the book have seen every start of an attempt that cannot have started
         before ``earliest`` (its due or request time)?"""
-        if earliest is None or self.since is None:
-            return False
-        remembered = max(self.since, self._clock() - timedelta(seconds=self._horizon_s))
-        return earliest - CLOCK_SKEW >= remembered
+        return memory_covers(earliest, self.since, self._clock(), self._horizon_s)
 
     def started(self, execution_id: str, attempt: int) -> bool:
         """Has the log shown a start of this attempt lately? Then a copy need not even
         try: it would only add a losing start to the log."""
-        return self._first(hash((execution_id, attempt))) is not None
+        return self._firsts.first(hash((execution_id, attempt))) is not None
 
     def expect(self, claim: str) -> None:
         """Say, before publishing a start, that a verdict on ``claim`` will be asked."""
@@ -161,42 +151,7 @@ class ClaimBook:
 
     def _note(self, attempt: int, claim: object, now: float) -> None:
         mine = hash(claim) if isinstance(claim, str) else 0
-        first = self._first(attempt)
-        if first is None:
-            first = mine
-            self._current(now)[attempt] = mine
+        first = self._firsts.note(attempt, mine, now)
         waiting = self._waiting.get(mine) if mine else None
         if waiting is not None and not waiting.done():
-            waiting.set_result(first == mine)
-
-    def _first(self, attempt: int) -> int | None:
-        for _, firsts in self._buckets:
-            found = firsts.get(attempt)
-            if found is not None:
-                return found
-        return None
-
-    def _current(self, now: float) -> dict[int, int]:
-        """The newest bucket (a new one every quarter horizon); old ones are dropped."""
-        width = self._horizon_s / BUCKETS
-        if not self._buckets or now - self._buckets[-1][0] >= width:
-            self._buckets.append((now, {}))
-        while self._buckets and now - self._buckets[0][0] > self._horizon_s + width:
-            self._buckets.popleft()
-        return self._buckets[-1][1]
-
-
-def earliest_start(
-    attempt: int,
-    due_at_s: float | None,
-    requested_at_ms: int | None,
-    published_at: datetime | None,
-) -> datetime | None:
-    """The earliest an attempt of this message can have started: its due time for a
-    retry, its request time for a first attempt, else the message's publish time."""
-    with contextlib.suppress(OverflowError, ValueError, OSError):
-        if attempt > 1 and due_at_s is not None:
-            return datetime.fromtimestamp(due_at_s, UTC)
-        if requested_at_ms is not None:
-            return datetime.fromtimestamp(requested_at_ms / 1000, UTC)
-    return published_at
+            waiting.set_result(first)

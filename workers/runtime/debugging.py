@@ -18,8 +18,7 @@ from ricochet.engine import AttemptState, ExecutionState
 from ricochet.errors import CannotDebug
 from ricochet.workers.runtime.context import AttemptContext, set_current
 from ricochet.workers.runtime.runner import error_info
-from ricochet.workers.runtime.tasks import Task, tasks_in
-from ricochet.workers.runtime.worker import index_tasks
+from ricochet.workers.runtime.tasks import Task, index_tasks, tasks_in
 
 
 def find_task(modules: Sequence[ModuleType], target: str | None) -> Task[..., Any]:

@@ -9,19 +9,18 @@ registry to fill or forget.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 from ricochet.contracts import Json, RetryPolicy
 from ricochet.engine import parse_retries
-from ricochet.errors import InvalidTimeout
+from ricochet.errors import DuplicateTarget, InvalidTimeout
 from ricochet.workers.runtime.context import current_attempt
 
 if TYPE_CHECKING:
-    from ricochet.workers.client.client import Handle
-    from ricochet.workers.runtime.children import ChildHandle
+    from ricochet.workers.client.handle import Handle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -67,12 +66,12 @@ class Task(Generic[P, R]):
             return self.fn(*args, **kwargs)
         return cast(R, context.children.call(self.name, args, kwargs))
 
-    async def submit(self, *args: P.args, **kwargs: P.kwargs) -> Handle | ChildHandle:
+    async def submit(self, *args: P.args, **kwargs: P.kwargs) -> Handle:
         """Start an execution and return its handle: a child when called inside an attempt,
         else through the current client."""
         context = current_attempt()
         if context is not None and context.children is not None:
-            handle: ChildHandle = await context.children.submit(self.name, args, kwargs)
+            handle: Handle = await context.children.submit(self.name, args, kwargs)
             return handle
         from ricochet.workers.client.client import current_client
 
@@ -174,3 +173,13 @@ def workflow(
 def tasks_in(module: ModuleType) -> list[Task[..., Any]]:
     """Every task a module defines or imports, by scanning its namespace."""
     return [value for value in vars(module).values() if isinstance(value, Task)]
+
+
+def index_tasks(tasks: Sequence[Task[..., Any]]) -> dict[str, Task[..., Any]]:
+    """Target name -> task; the same task imported twice is fine, two under one name are not."""
+    by_name: dict[str, Task[..., Any]] = {}
+    for item in tasks:
+        known = by_name.setdefault(item.name, item)
+        if known is not item and known.fn is not item.fn:
+            raise DuplicateTarget(f"two functions are declared as {item.name!r}")
+    return by_name

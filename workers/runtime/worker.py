@@ -15,7 +15,6 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
-from ricochet.errors import DuplicateTarget
 from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
 from ricochet.workers.client.dispatch import Dispatcher
@@ -30,7 +29,7 @@ from ricochet.workers.runtime.children import ChildService
 from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.runtime.heartbeat import HeartbeatSender, RunningAttempts
 from ricochet.workers.runtime.runner import CountingPool
-from ricochet.workers.runtime.tasks import Task
+from ricochet.workers.runtime.tasks import Task, index_tasks
 from ricochet.workers.settings import Settings
 from ricochet.workers.supervision.supervisor import Supervisor
 
@@ -40,16 +39,6 @@ SPARE_THREADS = 4 + 512
 """Threads beyond --concurrency (made only when needed): a sync function left running
 past its timeout keeps one, and a sync parent waiting on a child blocks one while its
 slot is free for other work."""
-
-
-def index_tasks(tasks: Sequence[Task[..., Any]]) -> dict[str, Task[..., Any]]:
-    """Target name -> task; the same task imported twice is fine, two under one name are not."""
-    by_name: dict[str, Task[..., Any]] = {}
-    for item in tasks:
-        known = by_name.setdefault(item.name, item)
-        if known is not item and known.fn is not item.fn:
-            raise DuplicateTarget(f"two functions are declared as {item.name!r}")
-    return by_name
 
 
 class Worker:

@@ -11,31 +11,24 @@ Bad input is dead-lettered with the reason and logged; nothing stops.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from ricochet.contracts import TriggerV1, decode, encode
 from ricochet.contracts.limits import DEFAULT_LIMITS, Limits
-from ricochet.engine.keys import execution_id_for_key, key_digest
+from ricochet.engine import RequestExecution
+from ricochet.engine.keys import KeyVerdict, judge_key, key_digest
 from ricochet.engine.watch import Watch
 from ricochet.errors import DecodeError, DispatchInterrupted, InvalidTrigger
 from ricochet.workers.amqp.broker import TRANSIENT
-from ricochet.workers.client.dispatch import Dispatcher, Request, rejected
+from ricochet.workers.client.dispatch import Dispatcher, execution_id_for, rejected
 from ricochet.workers.clock import Clock
 from ricochet.workers.delivery.disposition import Ack, DeadLetter
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
-
-
-def execution_id_for(key: str | None) -> str:
-    """Deterministic for an idempotency key (a second line of defence), random otherwise."""
-    if key is None:
-        return uuid.uuid4().hex
-    return execution_id_for_key(key)
 
 
 def parse_trigger(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIMITS) -> TriggerV1:
@@ -114,11 +107,15 @@ class TriggerIntake:
             await self._start(message, trigger)
             return
         digest = key_digest(key)
-        while digest not in self._watch.keys:
+        while True:
             deciding = self._deciding.get(digest)
-            if deciding is None:
+            verdict = judge_key(digest in self._watch.keys, deciding is not None)
+            if verdict is KeyVerdict.DUPLICATE:
+                break
+            if verdict is KeyVerdict.START:
                 await self._start_keyed(message, trigger, digest)
                 return
+            assert deciding is not None
             await asyncio.shield(deciding)
         log.info("trigger.duplicate", idempotency_key=key, execution_id=execution_id_for(key))
         await self._settler.settle(message, Ack())
@@ -139,11 +136,12 @@ class TriggerIntake:
         self, message: AbstractIncomingMessage, trigger: TriggerV1, digest: int | None = None
     ) -> None:
         execution_id = execution_id_for(trigger.idempotency_key)
-        request = Request(
+        request = RequestExecution(
             execution_id,
             trigger.target,
+            self._clock(),
             trigger.args,
-            trigger.kwargs,
+            dict(trigger.kwargs),
             idempotency_key=trigger.idempotency_key,
             source="trigger",
         )

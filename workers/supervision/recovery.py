@@ -11,41 +11,27 @@ from ricochet.contracts import (
     REASON_HEADER,
     ErrorInfo,
     Event,
-    FailureCause,
     WorkMessage,
     decode,
     encode,
 )
 from ricochet.engine import (
     ExecutionState,
-    RecordFailure,
     Rejected,
     RejectExecution,
     Status,
     run,
 )
+from ricochet.engine.recovery import judge_loss, work_of
 from ricochet.errors import DecodeError
 from ricochet.workers.clock import Clock
 from ricochet.workers.delivery.disposition import Retry
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.logs import get_logger
-from ricochet.workers.runtime.attempt import retry_for
 from ricochet.workers.settings import Settings
 
 log = get_logger(__name__)
-
-
-def work_of(state: ExecutionState) -> WorkMessage:
-    """The work message of an execution, rebuilt from its ``ExecutionRequested``."""
-    assert state.target is not None, "an execution with no request in the log"
-    return WorkMessage(
-        execution_id=state.execution_id,
-        target=state.target,
-        args=state.args,
-        kwargs=state.kwargs,
-        parent_id=state.parent_id,
-    )
 
 
 class Recovery:
@@ -63,29 +49,20 @@ class Recovery:
         self, state: ExecutionState, attempt: int, worker: str | None, supervisor: str
     ) -> tuple[Event, ...]:
         """Attempt ``attempt`` lost its worker: record it, then follow the policy."""
-        error = ErrorInfo(
-            type="WorkerLost",
-            message=(
-                f"worker {worker} stopped vouching for attempt {attempt} (no heartbeat listed it"
-                f" for {self._settings.loss_window_s:g} s)"
-            ),
-        )
-        retryable = state.target is not None
-        command = RecordFailure(
-            attempt, FailureCause.WORKER_LOST, error, self._clock(), supervisor, retryable
-        )
-        decision, after = run(command, state)
-        if isinstance(decision, Rejected):
+        window = self._settings.loss_window_s
+        loss = judge_loss(state, attempt, worker, window, self._clock(), supervisor)
+        if loss is None:
             return ()
-        await self._recorder.record(decision)
+        await self._recorder.record(loss.events)
         log.warning("attempt.lost", execution_id=state.execution_id, attempt=attempt, worker=worker)
-        if retryable:
-            outcome = retry_for(decision, encode(work_of(state)), state.target or "", _ms(state))
-            if isinstance(outcome, Retry):
-                await self._settler.schedule(outcome)
-            elif after.is_terminal and _looks_poisoned(after):
-                await self._park_poison(after)
-        return decision
+        if loss.retry is not None:
+            body = encode(work_of(state))
+            await self._settler.schedule(
+                Retry.scheduled(loss.retry, body, state.target or "", _ms(state))
+            )
+        elif loss.poison:
+            await self._park_poison(loss.after)
+        return loss.events
 
     async def _park_poison(self, state: ExecutionState) -> None:
         """Every attempt lost its worker: likely poison. Park its work for a person to see."""
@@ -151,13 +128,6 @@ class Recovery:
 
 def _ms(state: ExecutionState) -> int | None:
     return None if state.requested_at is None else round(state.requested_at.timestamp() * 1000)
-
-
-def _looks_poisoned(state: ExecutionState) -> bool:
-    """Every attempt, and more than one, lost its worker: a single loss (a retries=0 task
-    that shared a worker with a crash) says nothing about the message itself."""
-    attempts = state.attempts
-    return len(attempts) > 1 and all(a.cause is FailureCause.WORKER_LOST for a in attempts)
 
 
 def _broker_reason(message: AbstractIncomingMessage) -> str:
