@@ -82,3 +82,22 @@ async def test_topology_declares_and_prints(settings: Settings) -> None:
     assert code == 0
     assert f"queue {settings.namespace}.events (stream)" in out
     assert f"queue {settings.namespace}.work.default (quorum)" in out
+
+
+async def test_connection_options_work_after_the_command(settings: Settings) -> None:
+    """``ricochet submit T --amqp-url U --namespace N`` reaches the same broker and
+    namespace as the options before the command (the environment names another)."""
+    env = {**os.environ, "RICOCHET_AMQP_URL": "amqp://nobody:wrong@127.0.0.1:1/"}
+    env["RICOCHET_NAMESPACE"] = "not-this-one"
+    async with running_worker(settings, tasks.ALL):
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "ricochet", "--log-json", "submit", "t.ok"),
+            *("--kwargs", '{"x": 2}', "--wait"),
+            *("--amqp-url", settings.amqp_url, "--namespace", settings.namespace),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert 0 == process.returncode, err.decode()[-2000:]
+    assert {"doubled": 4} == orjson.loads(out.decode().splitlines()[-1])

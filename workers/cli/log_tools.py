@@ -5,24 +5,28 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
+import click
 import orjson
 
 from ricochet import contracts
 from ricochet.contracts.schemas import json_schemas
 from ricochet.engine import Projection
-from ricochet.errors import StoreLocked
+from ricochet.errors import BadPosition, StoreLocked
 from ricochet.workers.amqp.broker import connect, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, describe, work_queue
-from ricochet.workers.cli.running import until_signalled
+from ricochet.workers.cli.options import connection_options, run, settings_of, until_signalled
 from ricochet.workers.log.history import fold_log, read_entries
 from ricochet.workers.log.reader import Entry, LogFollower, stream_channel
 from ricochet.workers.log.replay import (
+    Position,
     ProgressBar,
     Selection,
     human_line,
     json_line,
+    parse_position,
     read_file,
     stream_offset,
     warn_skipped,
@@ -163,3 +167,69 @@ def schemas(directory: Path, check: bool) -> int:
     with contextlib.suppress(Exception):
         sys.stdout.flush()
     return 1 if (check and stale) else 0
+
+
+def _position(value: str | None, flag: str) -> Position | None:
+    if value is None:
+        return None
+    try:
+        return parse_position(value, datetime.now(UTC))
+    except BadPosition as err:
+        raise click.BadParameter(str(err), param_hint=flag) from err
+
+
+@click.command("replay")
+@click.option("--from", "start", default="first", help="first, an offset, an ISO time or 10m.")
+@click.option("--until", default=None, help="Stop after this offset or time (same forms).")
+@click.option("--execution", default=None, help="Only this execution's events.")
+@click.option("--target", default=None, help="Only executions of this target.")
+@click.option("--type", "types", multiple=True, help="Only these event types (prefix).")
+@click.option("--follow", is_flag=True, help="Keep printing new events until interrupted.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+@click.option("--out", type=click.Path(path_type=Path), help="Export as JSON lines to a file.")
+@click.option(
+    "--file",
+    "source",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Read an exported file instead of the broker (works offline).",
+)
+@connection_options
+@click.pass_context
+def replay_command(
+    ctx: click.Context,
+    start: str,
+    until: str | None,
+    execution: str | None,
+    target: str | None,
+    types: tuple[str, ...],
+    follow: bool,
+    as_json: bool,
+    out: Path | None,
+    source: Path | None,
+) -> None:
+    """Print the event log, or part of it."""
+    selection = Selection(
+        start=_position(start, "--from") or "first",
+        until=_position(until, "--until"),
+        execution=execution,
+        target=target,
+        types=types,
+    )
+    run(lambda: replay(settings_of(ctx), selection, as_json, source, out, follow))
+
+
+@click.command("topology")
+@click.option("--queue", "queues", multiple=True, help="Also declare this work queue.")
+@connection_options
+@click.pass_context
+def topology_command(ctx: click.Context, queues: tuple[str, ...]) -> None:
+    """Declare what Ricochet uses on the broker and print it."""
+    run(lambda: topology(settings_of(ctx), queues))
+
+
+@click.command("schemas")
+@click.option("--check", is_flag=True, help="Exit 1 if the files differ from the models.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
+def schemas_command(check: bool, directory: Path | None) -> None:
+    """Write the JSON Schemas of the events and the trigger to contracts/schemas/."""
+    sys.exit(schemas(directory or SCHEMA_DIR, check))

@@ -3,6 +3,8 @@ projector's API when one answers, else from the log."""
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,10 +13,12 @@ from types import ModuleType
 from typing import Any
 
 import aiohttp
+import click
 import orjson
 
 from ricochet.engine import ExecutionState, Status
 from ricochet.errors import BadQuery, CannotDebug
+from ricochet.workers.cli.options import API_DEFAULT, connection_options, run, settings_of
 from ricochet.workers.log.history import fold_entries, fold_log
 from ricochet.workers.log.replay import (
     read_file,
@@ -129,3 +133,63 @@ async def debug(
         print(f"error: {err}", file=sys.stderr)
         return 2
     return await debugging.run_here(task, state, chosen, post_mortem)
+
+
+@click.command("executions")
+@click.option("--status", default=None, help="pending, running, retry_scheduled, succeeded, failed")
+@click.option("--target", default=None)
+@click.option("--since", default=None, help="Requested since: ISO time or 10m, 2h, 1D.")
+@click.option("--limit", default="100")
+@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
+@connection_options
+@click.pass_context
+def executions_command(
+    ctx: click.Context,
+    status: str | None,
+    target: str | None,
+    since: str | None,
+    limit: str,
+    api_url: str,
+) -> None:
+    """List executions (from the projector, or by folding the log if none answers)."""
+    given = {"status": status, "target": target, "since": since, "limit": limit}
+    query = {k: v for k, v in given.items() if v is not None}
+    run(lambda: executions(settings_of(ctx), query, api_url or None))
+
+
+@click.command("status")
+@click.argument("execution_id")
+@click.option(
+    "--file",
+    "source",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Read an exported log instead of the broker (works offline).",
+)
+@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
+@connection_options
+@click.pass_context
+def status_command(
+    ctx: click.Context, execution_id: str, source: Path | None, api_url: str
+) -> None:
+    """Show an execution's attempts as a timeline."""
+    run(lambda: status(settings_of(ctx), execution_id, source, api_url or None))
+
+
+@click.command("debug")
+@click.argument("execution_id")
+@click.argument("modules", nargs=-1, required=True)
+@click.option("--attempt", type=int, default=None, help="Default: the last failed attempt.")
+@click.option("--pdb", "post_mortem", is_flag=True, help="Open pdb where it raises.")
+@connection_options
+@click.pass_context
+def debug_command(
+    ctx: click.Context,
+    execution_id: str,
+    modules: tuple[str, ...],
+    attempt: int | None,
+    post_mortem: bool,
+) -> None:
+    """Run a recorded attempt here, with its inputs, from MODULES; nothing is published."""
+    sys.path.insert(0, os.getcwd())
+    imported = [importlib.import_module(name) for name in modules]
+    run(lambda: debug(settings_of(ctx), execution_id, imported, attempt, post_mortem))

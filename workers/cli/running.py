@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
+import importlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+import click
+
 from ricochet.errors import StoreLocked
+from ricochet.workers.cli.log_tools import rebuild as rebuild_store
+from ricochet.workers.cli.options import connection_options, run, settings_of, until_signalled
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read import api
 from ricochet.workers.read.projector import Projector
@@ -20,22 +23,6 @@ from ricochet.workers.runtime.worker import Worker
 from ricochet.workers.settings import Settings
 
 log = get_logger(__name__)
-
-
-async def until_signalled() -> None:
-    """Return on the first SIGTERM/SIGINT; a second one exits at once."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            log.warning("signal.again_exiting_now")
-            os._exit(1)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    await stop.wait()
 
 
 def tune_gc() -> None:
@@ -87,3 +74,118 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
         await runner.cleanup()
     await projector.stop()
     return 0
+
+
+@click.command("worker")
+@click.argument("modules", nargs=-1, required=True)
+@click.option(
+    "--concurrency", type=int, default=8, envvar="RICOCHET_CONCURRENCY", help="Attempts at once."
+)
+@click.option(
+    "--prefetch", type=int, envvar="RICOCHET_PREFETCH", help="Work prefetch (default: concurrency)."
+)
+@click.option(
+    "--queues", envvar="RICOCHET_QUEUES", help="Comma-separated queues to consume (default: all)."
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    envvar="RICOCHET_GRACE",
+    help="Seconds to finish on SIGTERM.",
+)
+@click.option(
+    "--heartbeat",
+    type=float,
+    default=1.0,
+    envvar="RICOCHET_HEARTBEAT",
+    help="Seconds between beats.",
+)
+@click.option(
+    "--loss-window",
+    type=float,
+    default=10.0,
+    envvar="RICOCHET_LOSS_WINDOW",
+    help="Seconds of silence after which a running attempt is recorded as worker_lost.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=float,
+    default=5.0,
+    envvar="RICOCHET_CHECKPOINT_S",
+    help="Seconds between the active supervisor's checkpoints (what a take-over starts from).",
+)
+@click.option(
+    "--dedup-window",
+    type=float,
+    default=None,
+    envvar="RICOCHET_DEDUP_WINDOW_S",
+    help="Seconds an idempotency key is remembered (default: the event stream's retention).",
+)
+@click.option(
+    "--trigger-prefetch",
+    type=int,
+    default=256,
+    envvar="RICOCHET_TRIGGER_PREFETCH",
+    help="Triggers the active supervisor takes at once.",
+)
+@connection_options
+@click.pass_context
+def worker_command(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    concurrency: int,
+    prefetch: int | None,
+    queues: str | None,
+    grace: float,
+    heartbeat: float,
+    loss_window: float,
+    checkpoint_every: float,
+    dedup_window: float | None,
+    trigger_prefetch: int,
+) -> None:
+    """Run the tasks declared in MODULES (imported from the current directory too)."""
+    sys.path.insert(0, os.getcwd())
+    imported = [importlib.import_module(name) for name in modules]
+    settings = settings_of(
+        ctx,
+        concurrency=concurrency,
+        prefetch=prefetch,
+        heartbeat_s=heartbeat,
+        loss_window_s=loss_window,
+        checkpoint_s=checkpoint_every,
+        dedup_window_s=dedup_window,
+        trigger_prefetch=trigger_prefetch,
+    )
+    chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
+    run(lambda: run_worker(settings, imported, chosen, grace))
+
+
+@click.command("projector")
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    envvar="RICOCHET_STORE",
+    default=Path("ricochet-projection.sqlite3"),
+    show_default=True,
+    help="SQLite file for the state and the offset it includes.",
+)
+@click.option(
+    "--http",
+    envvar="RICOCHET_HTTP",
+    default="127.0.0.1:8765",
+    show_default=True,
+    help="Serve the read-only API on HOST:PORT ('' to turn it off).",
+)
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Fold the whole retained log afresh, report differences, repair, exit.",
+)
+@connection_options
+@click.pass_context
+def projector_command(ctx: click.Context, store: Path, http: str, rebuild: bool) -> None:
+    """Fold the event log into execution state, keep it on disk and serve it."""
+    if rebuild:
+        run(lambda: rebuild_store(settings_of(ctx), store))
+    run(lambda: run_projector(settings_of(ctx), store, http or None))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 
+import click
 import orjson
 
 from ricochet.contracts import Json
 from ricochet.errors import RemoteError, UnknownTarget
+from ricochet.workers.cli.options import connection_options, json_arg, run, settings_of
 from ricochet.workers.client.client import Client
 from ricochet.workers.client.handle import Handle
 from ricochet.workers.log.history import fold_log
@@ -61,3 +63,42 @@ async def rerun(settings: Settings, execution_id: str, wait: bool, timeout: floa
         handle = await client.rerun(original)
         print(handle.id, flush=True)
         return await _report(handle, timeout) if wait else 0
+
+
+@click.command("submit")
+@click.argument("target")
+@click.option("--args", "args_json", default="[]", help="JSON array of positional arguments.")
+@click.option("--kwargs", "kwargs_json", default="{}", help="JSON object of keyword arguments.")
+@click.option("--wait", is_flag=True, help="Wait for the result; exit 1 if the execution fails.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
+@click.option("--idempotency-key", default=None, help="The same key never starts two executions.")
+@connection_options
+@click.pass_context
+def submit_command(
+    ctx: click.Context,
+    target: str,
+    args_json: str,
+    kwargs_json: str,
+    wait: bool,
+    timeout: float | None,
+    idempotency_key: str | None,
+) -> None:
+    """Start an execution of TARGET and print its id."""
+    args: Json = json_arg(args_json, "--args")
+    kwargs: Json = json_arg(kwargs_json, "--kwargs")
+    if not isinstance(args, list):
+        raise click.BadParameter("--args must be a JSON array")
+    if not isinstance(kwargs, dict):
+        raise click.BadParameter("--kwargs must be a JSON object")
+    run(lambda: submit(settings_of(ctx), target, args, kwargs, wait, timeout, idempotency_key))
+
+
+@click.command("rerun")
+@click.argument("execution_id")
+@click.option("--wait", is_flag=True, help="Wait for the result; exit 1 if it fails.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
+@connection_options
+@click.pass_context
+def rerun_command(ctx: click.Context, execution_id: str, wait: bool, timeout: float | None) -> None:
+    """Start EXECUTION_ID's target again with the same inputs (linked both ways)."""
+    run(lambda: rerun(settings_of(ctx), execution_id, wait, timeout))
