@@ -41,5 +41,10 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    """A logger for ``name``. Until someone configures structlog (the CLI does, and an
+    application may), Ricochet's lines go to stderr, never to stdout: a program that
+    uses the ``Client`` keeps its standard output to itself."""
+    if not structlog.is_configured():
+        configure()
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
     return logger
