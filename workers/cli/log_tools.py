@@ -234,9 +234,9 @@ def topology_command(ctx: click.Context, queues: tuple[str, ...]) -> None:
 @click.command("schemas")
 @click.option(
     "--out",
-    "directory",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
+    metavar="DIR",
     help="Write the files into DIR (in a clone: --out contracts/schemas).",
 )
 @click.option(
@@ -244,14 +244,14 @@ def topology_command(ctx: click.Context, queues: tuple[str, ...]) -> None:
     is_flag=True,
     help="Write nothing; exit 1 if the files in DIR (default: the installed copies) are stale.",
 )
-def schemas_command(check: bool, directory: Path | None) -> None:
+def schemas_command(check: bool, out: Path | None) -> None:
     """Write the JSON Schemas of the events and the trigger into DIR, or check them.
 
     Nothing is written without --out: the copies inside the installed package
     belong to its version, and a write there would not survive a reinstall.
     """
-    if directory is None and not check:
+    if out is None and not check:
         raise click.UsageError(
             "say where: --out DIR writes the schemas there; --check compares the installed copies"
         )
-    sys.exit(schemas(directory or SCHEMA_DIR, check))
+    sys.exit(schemas(out or SCHEMA_DIR, check))

@@ -162,7 +162,14 @@ async def debug(
 @click.option(
     "--limit", type=click.IntRange(1, api.MAX_LIMIT), default=100, help="At most this many."
 )
-@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
+@click.option(
+    "--api",
+    "api_url",
+    envvar="RICOCHET_API",
+    default=API_DEFAULT,
+    show_default=True,
+    help="A projector's API to ask first ('' to read the log).",
+)
 @connection_options
 @click.pass_context
 def executions_command(
@@ -188,7 +195,14 @@ def executions_command(
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Read an exported log instead of the broker (works offline).",
 )
-@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
+@click.option(
+    "--api",
+    "api_url",
+    envvar="RICOCHET_API",
+    default=API_DEFAULT,
+    show_default=True,
+    help="A projector's API to ask first ('' to read the log).",
+)
 @click.option(
     "--all-frames",
     is_flag=True,
