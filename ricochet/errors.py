@@ -114,7 +114,9 @@ class StoreLocked(RicochetError, RuntimeError):
 
 
 class WrongStore(RicochetError, RuntimeError):
-    """A projector store or API that folds another broker, vhost or namespace."""
+    """A projector store made for another broker, vhost or namespace: its offset and
+    states mean nothing here, so it is refused (the CLI exits 3). A projector's API of
+    another vhost or namespace is not an error: readers fold the log instead."""
 
 
 class NoClient(RicochetError, RuntimeError):

@@ -168,7 +168,7 @@ async def test_the_api_agrees_with_a_fresh_fold(
     await projector.start()
     port = free_port()
     runner = await api.serve(
-        api.app(settings.namespace, lambda: projector.projection, projector.progress),
+        api.app(projector.provenance, lambda: projector.projection, projector.progress),
         "127.0.0.1",
         port,
     )

@@ -74,7 +74,9 @@ async def test_executions_lists_by_folding_the_log_when_no_projector_answers(
         await bad.wait(timeout=20)
     code, out, _ = await ricochet(settings, "executions", "--status", "failed", "--api", "")
     assert 0 == code
-    assert [bad.id] == [line.split()[0] for line in out.strip().splitlines()]
+    header, *rows = out.strip().splitlines()
+    assert "execution" == header.split()[0]
+    assert [bad.id] == [line.split()[0] for line in rows]
     code, _, err = await ricochet(settings, "executions", "--status", "lost", "--api", "")
     assert 2 == code
     assert "status must be one of" in err

@@ -158,7 +158,7 @@ async def test_replay_status_and_the_api_print_whatever_the_reader_accepted(
     await projector.start()
     port = free_port()
     runner = await api.serve(
-        api.app(settings.namespace, lambda: projector.projection, projector.progress),
+        api.app(projector.provenance, lambda: projector.projection, projector.progress),
         "127.0.0.1",
         port,
     )

@@ -244,7 +244,7 @@ def test_encode_json_refuses_what_json_cannot_say() -> None:
 
 
 def schema_text(schema: dict[str, Any]) -> bytes:
-    """Exactly what ``ricochet schemas`` writes (workers/commands.py ``schemas``)."""
+    """Exactly what ``ricochet schemas --out DIR`` writes (cli/log_tools.py ``schemas``)."""
     return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
@@ -256,14 +256,18 @@ def test_schema_file_is_current(name: str) -> None:
 
     actual = path.read_bytes() if path.exists() else b""
 
-    assert expected == actual, f"contracts/schemas/{name} is stale: run `ricochet schemas`"
+    assert expected == actual, (
+        f"contracts/schemas/{name} is stale: run `ricochet schemas --out contracts/schemas`"
+    )
 
 
 def test_no_stale_schema_files_remain() -> None:
     """Every schema file on disk is one the models still produce."""
     on_disk = sorted(str(p.relative_to(SCHEMA_DIR)) for p in SCHEMA_DIR.rglob("*.json"))
 
-    assert sorted(json_schemas()) == on_disk, "schemas differ: run `ricochet schemas`"
+    assert sorted(json_schemas()) == on_disk, (
+        "schemas differ: run `ricochet schemas --out contracts/schemas`"
+    )
 
 
 def test_error_info_reads_back() -> None:

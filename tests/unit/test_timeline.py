@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from ricochet.contracts import ErrorInfo, FailureCause
 from ricochet.engine import AttemptState, ExecutionState
 from ricochet.engine.state import Status
 from ricochet.workers.read.timeline import render
+
+
+class NewStatus(StrEnum):
+    """A status the timeline was not written for (as ``cancelled`` will be)."""
+
+    CANCELLED = "cancelled"
+
 
 T0 = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
 TRACEBACK = (
@@ -75,7 +84,7 @@ def test_keeps_the_substrings_people_and_scripts_look_for() -> None:
     assert "waited 500 ms" in text
     assert "waited 1.00 s" in text
     assert "tests.integration.tasks.Boom: not yet" in text
-    assert "result: {'sent': True}" in text
+    assert 'result: {"sent":true}' in text
     assert "\x1b[" not in text
 
 
@@ -106,14 +115,14 @@ def test_traceback_appears_beneath_its_failure() -> None:
 
 def test_long_traceback_keeps_its_last_lines() -> None:
     """Only the tail of a long traceback is shown, with a note of how much was left off."""
-    trace = "\n".join(f"line {i}" for i in range(20))
+    trace = "\n".join(f"line {i}" for i in range(30))
     error = ErrorInfo(type="ValueError", message="bad", traceback=trace)
     attempt = AttemptState(1, "w", at(0), at(1), "failed", error=error)
     text = render(ExecutionState("e", Status.FAILED, "t:f", attempts=(attempt,), error=error))
 
-    assert "line 19" in text
-    assert "line 11" not in text
-    assert "12 earlier lines" in text
+    assert "line 29" in text
+    assert "line 13" not in text
+    assert "14 earlier lines" in text
     assert "final error: ValueError: bad" in text
 
 
@@ -180,3 +189,84 @@ def test_long_result_is_truncated() -> None:
 
     assert len(final) < 220
     assert final.endswith("…")
+
+
+def test_result_is_json_as_submit_prints_it() -> None:
+    """Not Python's repr: ``true``/``null`` and double quotes, compact."""
+    state = ExecutionState("e", Status.SUCCEEDED, "t:f", result={"ok": True, "none": None})
+
+    assert '  result: {"ok":true,"none":null}' == render(state).splitlines()[-1]
+
+
+def test_rerun_links_are_shown_both_ways() -> None:
+    """A rerun names what it re-runs; the original lists every rerun of it."""
+    rerun = ExecutionState("r1", Status.SUCCEEDED, "t:f", rerun_of="o1", requested_at=T0)
+    original = ExecutionState("o1", Status.FAILED, "t:f", reruns=("r1", "r2"), requested_at=T0)
+
+    assert "  rerun of o1" in render(rerun).splitlines()
+    assert "  rerun as r1, r2" in render(original).splitlines()
+    assert "rerun" not in render(three_attempts())
+
+
+MACHINERY_TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/srv/.venv/lib/python3.11/site-packages/ricochet/workers/runtime/runner.py",'
+    " line 159, in invoke\n"
+    "    result = await _call(task, args, kwargs, pool)\n"
+    '  File "tests/integration/tasks.py", line 21, in flaky\n'
+    '    raise Boom("not yet")\n'
+    "tests.integration.tasks.Boom: not yet\n"
+)
+
+
+def failed_with(traceback: str) -> ExecutionState:
+    error = ErrorInfo(type="tests.integration.tasks.Boom", message="not yet", traceback=traceback)
+    attempt = AttemptState(1, "w", at(0), at(1), "failed", error=error)
+    return ExecutionState("e", Status.FAILED, "t:f", attempts=(attempt,), error=error)
+
+
+def test_tracebacks_show_the_users_frames_only() -> None:
+    """Ricochet's runner frame is counted away; the user's frame and the error stay."""
+    lines = render(failed_with(MACHINERY_TRACEBACK)).splitlines()
+
+    assert [
+        "         | Traceback (most recent call last):",
+        "         |   … 1 frame of Ricochet and asyncio hidden",
+        '         |   File "tests/integration/tasks.py", line 21, in flaky',
+        '         |     raise Boom("not yet")',
+        "         | tests.integration.tasks.Boom: not yet",
+    ] == [line for line in lines if line.startswith("         |")]
+
+
+def test_all_frames_shows_the_traceback_as_recorded() -> None:
+    """Every line, Ricochet's frames included, and no tail cut."""
+    long = MACHINERY_TRACEBACK + "\n".join(f"  note {i}" for i in range(40))
+    text = render(failed_with(long), all_frames=True)
+
+    assert "ricochet/workers/runtime/runner.py" in text
+    assert "note 0" in text
+    assert "earlier lines" not in text
+
+
+def test_user_data_cannot_steer_the_terminal() -> None:
+    """Target, worker, error and traceback are printed with control characters escaped."""
+    error = ErrorInfo(type="E", message="bad\x1b[2J", traceback="line\x1b]0;title\x07")
+    attempt = AttemptState(1, "w\x1b[31m", at(0), at(1), "failed", error=error)
+    state = ExecutionState("e", Status.FAILED, "t:\x1bf", attempts=(attempt,), error=error)
+
+    text = render(state)
+
+    assert "\x1b" not in text
+    assert "E: bad\\x1b[2J" in text
+
+
+def test_a_status_added_later_renders_by_its_value() -> None:
+    """A terminal status this module does not know still shows its name and its error."""
+    error = ErrorInfo(type="ricochet.errors.Cancelled", message="by alice")
+    state = ExecutionState("e", Status.SUCCEEDED, "t:f", requested_at=T0, error=error)
+    cancelled = dataclasses.replace(state, status=NewStatus.CANCELLED)  # type: ignore[arg-type]
+
+    text = render(cancelled)
+
+    assert "t:f  cancelled  (0 attempts)" in text
+    assert "  final error: ricochet.errors.Cancelled: by alice" == text.splitlines()[-1]

@@ -14,7 +14,7 @@ import orjson
 from ricochet import contracts
 from ricochet.contracts.schemas import json_schemas
 from ricochet.engine import Projection
-from ricochet.errors import BadPosition, StoreLocked
+from ricochet.errors import BadPosition, StoreLocked, WrongStore
 from ricochet.workers.amqp.broker import connect, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, describe, work_queue
 from ricochet.workers.cli.options import connection_options, run, settings_of, until_signalled
@@ -31,18 +31,20 @@ from ricochet.workers.log.replay import (
     stream_offset,
     warn_skipped,
 )
+from ricochet.workers.read.provenance import provenance_of
 from ricochet.workers.read.store import ProjectionStore
 from ricochet.workers.settings import Settings
 
 SCHEMA_DIR = Path(contracts.__file__).parent / "schemas"
+"""The copies shipped in the package: ``schemas --check`` compares them, nothing writes them."""
 
 
 async def rebuild(settings: Settings, store_path: Path) -> int:
     """Fold the whole retained log afresh, report how the store differs, and repair it."""
-    store = ProjectionStore(store_path)
+    store = ProjectionStore(store_path, provenance_of(settings))
     try:
         store.open()
-    except StoreLocked as err:
+    except (StoreLocked, WrongStore) as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
     try:
@@ -164,6 +166,8 @@ def schemas(directory: Path, check: bool) -> int:
     verb = "stale" if check else "written"
     for name in stale:
         print(f"{verb}: {directory / name}")
+    if not stale:
+        print(f"all {len(json_schemas())} schema files in {directory} match the models")
     with contextlib.suppress(Exception):
         sys.stdout.flush()
     return 1 if (check and stale) else 0
@@ -228,8 +232,26 @@ def topology_command(ctx: click.Context, queues: tuple[str, ...]) -> None:
 
 
 @click.command("schemas")
-@click.option("--check", is_flag=True, help="Exit 1 if the files differ from the models.")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=None)
-def schemas_command(check: bool, directory: Path | None) -> None:
-    """Write the JSON Schemas of the events and the trigger to contracts/schemas/."""
-    sys.exit(schemas(directory or SCHEMA_DIR, check))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Write the files into DIR (in a clone: --out contracts/schemas).",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if the files in DIR (default: the installed copies) are stale.",
+)
+def schemas_command(check: bool, out: Path | None) -> None:
+    """Write the JSON Schemas of the events and the trigger into DIR, or check them.
+
+    Nothing is written without --out: the copies inside the installed package
+    belong to its version, and a write there would not survive a reinstall.
+    """
+    if out is None and not check:
+        raise click.UsageError(
+            "say where: --out DIR writes the schemas there; --check compares the installed copies"
+        )
+    sys.exit(schemas(out or SCHEMA_DIR, check))

@@ -1,10 +1,15 @@
 """Commands that read executions: ``status``, ``executions`` and ``debug``, from a
-projector's API when one answers, else from the log."""
+projector's API when one answers for this vhost and namespace, else from the log.
+
+``status`` and ``executions`` say on stderr where their answer came from (and,
+when they pass a projector by, why), so piped output stays the answer alone.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,20 +17,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import aiohttp
 import click
 import orjson
+from pydantic import ValidationError
 
-from ricochet.engine import ExecutionState, Status
+from ricochet.engine import ExecutionState, Projection, Status
 from ricochet.errors import BadQuery, CannotDebug
 from ricochet.workers.cli.options import API_DEFAULT, connection_options, run, settings_of
-from ricochet.workers.log.history import fold_entries, fold_log
-from ricochet.workers.log.replay import (
-    read_file,
-    warn_skipped,
-)
+from ricochet.workers.log.history import fold_entries, fold_log, read_entries
+from ricochet.workers.log.reader import Entry
+from ricochet.workers.log.replay import read_file, warn_skipped
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read import api
+from ricochet.workers.read.asking import Answer, Unused, ask
+from ricochet.workers.read.listing import render_table, table_rows
+from ricochet.workers.read.provenance import provenance_of
 from ricochet.workers.read.store import STATE
 from ricochet.workers.read.timeline import render
 from ricochet.workers.runtime import debugging
@@ -34,85 +40,99 @@ from ricochet.workers.settings import Settings
 log = get_logger(__name__)
 
 
+def _say(line: str) -> None:
+    """A note for the person (stderr: stdout is the answer)."""
+    if line:
+        print(line, file=sys.stderr)
+
+
+def _for_people() -> bool:
+    """Colour on a terminal, unless NO_COLOR asks otherwise (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+async def _folded(
+    settings: Settings, source: Path | None, execution_id: str | None = None
+) -> Projection:
+    """The log (or an exported file) folded now; says how much was read and what was not."""
+    entries: list[Entry] = list(read_file(source)) if source else await read_entries(settings)
+    folded = fold_entries(entries, execution_id)
+    _say(f"from {'the log' if source is None else source} ({len(entries)} messages folded)")
+    warn_skipped(folded.skipped)
+    return folded.projection
+
+
+async def _state_from_projector(
+    settings: Settings, api_url: str | None, execution_id: str
+) -> ExecutionState | None:
+    """The projector's state of the execution, or None (and why) to read the log instead."""
+    asked = await ask(api_url, provenance_of(settings), f"/executions/{execution_id}")
+    if not isinstance(asked, Answer):
+        _say(asked.reason)
+        return None
+    if asked.status != 200:
+        _say(f"projector {asked.where} answered {asked.status} for it: reading the log")
+        return None
+    try:
+        state = STATE.validate_json(asked.body)
+    except ValidationError:
+        _say(f"projector {asked.where} sent a state this version cannot read: reading the log")
+        return None
+    _say(asked.origin)
+    return state
+
+
 async def status(
-    settings: Settings, execution_id: str, source: Path | None = None, api_url: str | None = None
+    settings: Settings,
+    execution_id: str,
+    source: Path | None = None,
+    api_url: str | None = None,
+    all_frames: bool = False,
 ) -> int:
-    """The timeline, from the projector's API when one answers, else by folding the log
-    (what cannot be read is skipped and reported: this execution's events may be in it)."""
-    state = await _from_api(settings, api_url, execution_id) if source is None else None
+    """The timeline, from the projector's API when one answers for this vhost and
+    namespace, else by folding the log (what cannot be read is skipped and reported:
+    this execution's events may be in it)."""
+    state = None
+    if source is None:
+        state = await _state_from_projector(settings, api_url, execution_id)
     if state is None:
-        if source is not None:
-            folded = fold_entries(read_file(source), execution_id)
-        else:
-            folded = await fold_log(settings, execution_id)
-        warn_skipped(folded.skipped)
-        state = folded.projection.get(execution_id)
+        state = (await _folded(settings, source, execution_id)).get(execution_id)
     if state is None:
         print(f"no events for execution {execution_id}", file=sys.stderr)
         return 1
-    print(render(state))
+    width = shutil.get_terminal_size().columns if _for_people() else 72
+    print(render(state, width=max(width, 72), color=_for_people(), all_frames=all_frames))
     return 0 if state.status is not Status.FAILED else 1
 
 
-async def _ask(
-    settings: Settings, api_url: str | None, path: str, query: dict[str, str] | None = None
-) -> tuple[int, bytes] | None:
-    """GET from the projector's API, if one answers for this namespace; else None."""
-    if not api_url:
-        return None
-    try:
-        timeout = aiohttp.ClientTimeout(total=2)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(f"{api_url}/health") as health:
-                if orjson.loads(await health.read()).get("namespace") != settings.namespace:
-                    return None
-            async with session.get(f"{api_url}{path}", params=query) as response:
-                return response.status, await response.read()
-    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
-        return None
-
-
-async def _from_api(
-    settings: Settings, api_url: str | None, execution_id: str
-) -> ExecutionState | None:
-    answer = await _ask(settings, api_url, f"/executions/{execution_id}")
-    if answer is None or answer[0] != 200:
-        return None
-    return STATE.validate_json(answer[1])
+def _passed_by(asked: Answer | Unused) -> str:
+    """Why a projector's answer is not the one shown (empty: none was asked)."""
+    if isinstance(asked, Answer):
+        return f"projector {asked.where} answered {asked.status}: reading the log"
+    return asked.reason
 
 
 async def executions(settings: Settings, query: dict[str, str], api_url: str | None) -> int:
-    """List executions from the projector's API, else from a fresh fold of the log."""
-    rows = await _list_from_api(settings, api_url, query)
-    if rows is None:
-        folded = await fold_log(settings)
-        warn_skipped(folded.skipped)
-        fresh = folded.projection
-        try:
-            rows = [api.summary(s) for s in api.select(fresh, query, datetime.now(UTC))]
-        except BadQuery as err:
-            print(f"error: {err}", file=sys.stderr)
+    """A table of executions from the projector's API, else from a fresh fold of the log."""
+    try:
+        api.parse_query(query, datetime.now(UTC))
+    except BadQuery as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    asked = await ask(api_url, provenance_of(settings), "/executions", query)
+    if isinstance(asked, Answer) and asked.status in (200, 400):
+        body = orjson.loads(asked.body)
+        if asked.status == 400:
+            print(f"error: {body['error']}", file=sys.stderr)
             return 2
-    for row in rows:
-        print(
-            f"{row['execution_id']}  {row['status']:<15} {row['attempts']:>2} attempt(s)"
-            f"  {row['target']}  {row['requested_at']}"
-        )
+        _say(asked.origin)
+        rows: list[Any] = list(body["executions"])
+    else:
+        _say(_passed_by(asked))
+        fresh = await _folded(settings, None)
+        rows = [api.summary(s) for s in api.select(fresh, query, datetime.now(UTC))]
+    print(render_table(table_rows(rows), color=_for_people()))
     return 0
-
-
-async def _list_from_api(
-    settings: Settings, api_url: str | None, query: dict[str, str]
-) -> list[Any] | None:
-    answer = await _ask(settings, api_url, "/executions", query)
-    if answer is None:
-        return None
-    status, raw = answer
-    body = orjson.loads(raw)
-    if status == 400:
-        print(f"error: {body['error']}", file=sys.stderr)
-        return []
-    return list(body["executions"]) if status == 200 else None
 
 
 async def debug(
@@ -136,11 +156,20 @@ async def debug(
 
 
 @click.command("executions")
-@click.option("--status", default=None, help="pending, running, retry_scheduled, succeeded, failed")
+@click.option("--status", default=None, help=", ".join(s.value for s in Status))
 @click.option("--target", default=None)
 @click.option("--since", default=None, help="Requested since: ISO time or 10m, 2h, 1D.")
-@click.option("--limit", default="100")
-@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(1, api.MAX_LIMIT), default=100, help="At most this many."
+)
+@click.option(
+    "--api",
+    "api_url",
+    envvar="RICOCHET_API",
+    default=API_DEFAULT,
+    show_default=True,
+    help="A projector's API to ask first ('' to read the log).",
+)
 @connection_options
 @click.pass_context
 def executions_command(
@@ -148,11 +177,12 @@ def executions_command(
     status: str | None,
     target: str | None,
     since: str | None,
-    limit: str,
+    limit: int,
     api_url: str,
 ) -> None:
-    """List executions (from the projector, or by folding the log if none answers)."""
-    given = {"status": status, "target": target, "since": since, "limit": limit}
+    """List executions, newest first, as a table (from the projector, or by folding the
+    log if none answers for this vhost and namespace)."""
+    given = {"status": status, "target": target, "since": since, "limit": str(limit)}
     query = {k: v for k, v in given.items() if v is not None}
     run(lambda: executions(settings_of(ctx), query, api_url or None))
 
@@ -165,14 +195,26 @@ def executions_command(
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Read an exported log instead of the broker (works offline).",
 )
-@click.option("--api", "api_url", envvar="RICOCHET_API", default=API_DEFAULT, show_default=True)
+@click.option(
+    "--api",
+    "api_url",
+    envvar="RICOCHET_API",
+    default=API_DEFAULT,
+    show_default=True,
+    help="A projector's API to ask first ('' to read the log).",
+)
+@click.option(
+    "--all-frames",
+    is_flag=True,
+    help="Show tracebacks whole: Ricochet's and asyncio's frames too.",
+)
 @connection_options
 @click.pass_context
 def status_command(
-    ctx: click.Context, execution_id: str, source: Path | None, api_url: str
+    ctx: click.Context, execution_id: str, source: Path | None, api_url: str, all_frames: bool
 ) -> None:
-    """Show an execution's attempts as a timeline."""
-    run(lambda: status(settings_of(ctx), execution_id, source, api_url or None))
+    """Show an execution's attempts as a timeline, its result as JSON and its reruns."""
+    run(lambda: status(settings_of(ctx), execution_id, source, api_url or None, all_frames))
 
 
 @click.command("debug")

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import click
 
-from ricochet.errors import StoreLocked
+from ricochet.errors import StoreLocked, WrongStore
 from ricochet.workers.cli.log_tools import rebuild as rebuild_store
 from ricochet.workers.cli.options import connection_options, run, settings_of, until_signalled
 from ricochet.workers.logs import get_logger
@@ -63,10 +63,15 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
     except StoreLocked as err:
         print(f"error: {err}; stop it first, or use another --store", file=sys.stderr)
         return 3
+    except WrongStore as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     runner = None
     if http:
         host, _, port = http.rpartition(":")
-        application = api.app(settings.namespace, lambda: projector.projection, projector.progress)
+        application = api.app(
+            projector.provenance, lambda: projector.projection, projector.progress
+        )
         runner = await api.serve(application, host or "127.0.0.1", int(port))
         log.info("projector.http", url=f"http://{host or '127.0.0.1'}:{port}/openapi.json")
     await until_signalled()

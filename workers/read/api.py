@@ -7,6 +7,7 @@ the well-kept asyncio HTTP server; nothing here writes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from aiohttp import web
 from ricochet.engine import ExecutionState, Projection, Status
 from ricochet.errors import BadPosition, BadQuery
 from ricochet.workers.log.replay import parse_position
+from ricochet.workers.read.provenance import Provenance
 from ricochet.workers.read.store import STATE
 
 MAX_LIMIT = 1000
@@ -74,17 +76,35 @@ def states(source: Projection | States) -> States:
     return Folded(source) if isinstance(source, Projection) else source
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What ``/executions`` and ``ricochet executions`` were asked for, checked."""
+
+    status: Status | None
+    target: str | None
+    since: datetime | None
+    limit: int
+
+
+def parse_query(query: dict[str, str], now: datetime) -> Query:
+    """``status``, ``target``, ``since`` and ``limit`` checked; ``BadQuery`` says what is wrong."""
+    unknown = set(query) - {"status", "target", "since", "limit"}
+    if unknown:
+        raise BadQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    return Query(
+        status=_status(query.get("status")),
+        target=query.get("target"),
+        since=_since(query.get("since"), now),
+        limit=_limit(query.get("limit", "100")),
+    )
+
+
 def select(
     projection: Projection | States, query: dict[str, str], now: datetime
 ) -> list[ExecutionState]:
     """Executions matching ``status``, ``target`` and ``since``, newest first, up to ``limit``."""
-    unknown = set(query) - {"status", "target", "since", "limit"}
-    if unknown:
-        raise BadQuery(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    status = _status(query.get("status"))
-    since = _since(query.get("since"), now)
-    limit = _limit(query.get("limit", "100"))
-    return states(projection).matching(status, query.get("target"), since, limit)
+    asked = parse_query(query, now)
+    return states(projection).matching(asked.status, asked.target, asked.since, asked.limit)
 
 
 def _status(value: str | None) -> Status | None:
@@ -120,17 +140,20 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 
 def app(
-    namespace: str,
+    provenance: Provenance,
     projection: Callable[[], Projection | States],
     progress: Callable[[], dict[str, int | None]],
 ) -> web.Application:
-    """The API over whatever projection the projector holds at the moment of each request."""
+    """The API over whatever projection the projector holds at the moment of each request.
+
+    ``/health`` names the broker (no password), vhost and namespace folded, so a
+    reader can tell this projector's answers are about the executions it means.
+    """
 
     async def health(_: web.Request) -> web.Response:
         executions = states(projection()).count()
-        return _json(
-            {"status": "ok", "namespace": namespace, "executions": executions, **progress()}
-        )
+        where = provenance.as_dict()
+        return _json({"status": "ok", **where, "executions": executions, **progress()})
 
     async def executions(request: web.Request) -> web.Response:
         try:
@@ -179,7 +202,10 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/health": {
             "get": {
-                "summary": "Liveness, folded offset, executions, unreadable messages skipped",
+                "summary": (
+                    "Liveness; the broker (no password), vhost and namespace folded;"
+                    " folded offset, executions, unreadable messages skipped"
+                ),
                 "responses": {"200": {"description": "ok"}},
             }
         },
@@ -189,7 +215,7 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [
                     _parameter(
                         "status",
-                        "pending, running, retry_scheduled, succeeded, failed",
+                        ", ".join(s.value for s in Status),
                         {"type": "string", "enum": [s.value for s in Status]},
                     ),
                     _parameter("target", "Only this target", {"type": "string"}),

@@ -26,6 +26,7 @@ from ricochet.workers.amqp.broker import connect, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core
 from ricochet.workers.log.reader import Entry, LogFollower, Offset, stream_channel
 from ricochet.workers.logs import get_logger
+from ricochet.workers.read.provenance import provenance_of
 from ricochet.workers.read.store import ProjectionStore
 from ricochet.workers.settings import Settings
 
@@ -158,11 +159,12 @@ class Projector:
     def __init__(self, settings: Settings, store: Path | None = None) -> None:
         self.settings = settings
         self.names = Names(settings.namespace)
+        self.provenance = provenance_of(settings)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         if store is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="ricochet-projector-")
             store = Path(self._scratch.name) / "projection.sqlite3"
-        self.store = ProjectionStore(store)
+        self.store = ProjectionStore(store, self.provenance)
         self.projection = StoredProjection(self.store, lambda: self.offset)
         self.events_read = 0
         self.resumed_from: int | None = None

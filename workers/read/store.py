@@ -2,7 +2,9 @@
 
 States and the offset are written in one transaction, so after a crash the
 store is a fold of the log up to exactly its offset: a restart resumes at
-offset + 1. A lock file keeps a second projector off the same store.
+offset + 1. A lock file keeps a second projector off the same store, and the
+broker, vhost and namespace recorded in it keep a projector of another
+deployment off it (its offset would mean nothing there).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import IO
 from pydantic import TypeAdapter
 
 from ricochet.engine import ExecutionState, Projection, Status
-from ricochet.errors import StoreLocked
+from ricochet.errors import StoreLocked, WrongStore
+from ricochet.workers.logs import get_logger
+from ricochet.workers.read.provenance import Provenance, store_mismatch
 
+log = get_logger(__name__)
 STATE = TypeAdapter(ExecutionState)
 
 SCHEMA = """
@@ -38,10 +43,15 @@ CREATE INDEX IF NOT EXISTS executions_target ON executions (target);
 
 
 class ProjectionStore:
-    """One SQLite file, held by one projector at a time."""
+    """One SQLite file, held by one projector at a time, for one broker, vhost and namespace.
 
-    def __init__(self, path: Path) -> None:
+    ``provenance`` is what the opener folds: the store records it on first open
+    and refuses another after that. None opens whatever the file holds, to read it.
+    """
+
+    def __init__(self, path: Path, provenance: Provenance | None = None) -> None:
         self.path = path
+        self.provenance = provenance
         self._lock_file: IO[str] | None = None
         self._db: sqlite3.Connection | None = None
 
@@ -49,9 +59,53 @@ class ProjectionStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = self._take_lock()
         self._db = sqlite3.connect(self.path)
-        self._db.executescript(SCHEMA)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db.executescript(SCHEMA)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            if self.provenance is not None:
+                self._claim(self.provenance)
+        except BaseException:
+            self.close()
+            raise
         return self
+
+    def recorded(self) -> Provenance | None:
+        """The broker, vhost and namespace this store folds (None: not recorded yet)."""
+        rows = dict(
+            self.db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('broker', 'vhost', 'namespace')"
+            )
+        )
+        if len(rows) < 3:
+            return None
+        return Provenance(rows["broker"], rows["vhost"], rows["namespace"])
+
+    def _claim(self, current: Provenance) -> None:
+        """Record ``current`` in a store that has no record; refuse a store of another.
+
+        A store written before stores kept this record is taken over as it is
+        (it cannot say whose it was), and a log line says so. A broker listed
+        otherwise but sharing a node is the same one: its new list is recorded.
+        """
+        recorded = self.recorded()
+        if recorded is not None:
+            self._refuse_another(recorded, current)
+        elif self.offset() is not None or self.count():
+            log.warning("store.adopted", path=str(self.path), **current.as_dict())
+        if recorded != current:  # new, adopted, or the same cluster listed otherwise
+            with self.db:
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)", current.as_dict().items()
+                )
+
+    def _refuse_another(self, recorded: Provenance, current: Provenance) -> None:
+        differs = store_mismatch(recorded, current)
+        if differs:
+            raise WrongStore(
+                f"{self.path} was made for another {' and '.join(differs)}"
+                f" ({recorded.describe()}); this projector folds {current.describe()}:"
+                " use another --store, or remove this one to fold the log afresh"
+            )
 
     def _take_lock(self) -> IO[str]:
         lock = Path(f"{self.path}.lock").open("a+")  # noqa: SIM115 - held until close()
@@ -71,8 +125,10 @@ class ProjectionStore:
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
+            self._db = None
         if self._lock_file is not None:
             self._lock_file.close()
+            self._lock_file = None
 
     @property
     def db(self) -> sqlite3.Connection:

@@ -2,7 +2,11 @@
 
 One row per attempt: ``░`` for the wait before it, ``█`` for the time it ran,
 placed in proportion on one axis from the request to the last known moment.
-Each failure's error and the tail of its traceback sit beneath its row.
+Each failure's error and its traceback sit beneath its row: the user's own
+frames and the tail of them, or every line with ``all_frames``. A result is
+shown as JSON, as ``submit --wait`` prints it. Targets, errors, tracebacks and
+results are user data, printed only through ``text.printable``. Statuses are
+drawn by their value, so a new one renders without a change here.
 Pure: a state in, a string out.
 """
 
@@ -12,9 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ricochet.engine import AttemptState, ExecutionState
+from ricochet.workers.read.frames import user_frames
+from ricochet.workers.read.text import as_json, printable
 
 RUN, WAIT, DUE, UNKNOWN = "█", "░", "◇", "?"
-TRACEBACK_LINES = 8
+TRACEBACK_LINES = 16
+"""Lines of a traceback's tail shown by default: the user's frames of a child's error
+and of its parent that re-raised it fit."""
 RESULT_CHARS = 200
 MIN_COLS = 32
 _PAINT = {"succeeded": "32", "failed": "31", "running": "33", "wait": "2", "due": "36"}
@@ -119,14 +127,18 @@ def _wait_line(attempt: AttemptState, previous: AttemptState | None) -> str | No
     return line
 
 
-def _failure_lines(attempt: AttemptState) -> list[str]:
-    """The error of a failed attempt and the last lines of its traceback, indented."""
+def _failure_lines(attempt: AttemptState, all_frames: bool) -> list[str]:
+    """The error of a failed attempt and its traceback, indented: the last lines of the
+    user's frames, or with ``all_frames`` every line as recorded."""
     if attempt.error is None:
         return []
-    lines = [f"       {attempt.error.type}: {attempt.error.message}".rstrip()]
-    trace = [t.rstrip() for t in attempt.error.traceback.splitlines() if t.strip()]
-    if len(trace) > TRACEBACK_LINES:
-        lines.append(f"         | … {len(trace) - TRACEBACK_LINES} earlier lines")
+    error = printable(f"{attempt.error.type}: {attempt.error.message}")
+    recorded = attempt.error.traceback
+    shown = recorded if all_frames else user_frames(recorded)
+    trace = [printable(t.rstrip()) for t in shown.splitlines() if t.strip()]
+    lines = [f"       {error}".rstrip()]
+    if not all_frames and len(trace) > TRACEBACK_LINES:
+        lines.append(f"         | … {len(trace) - TRACEBACK_LINES} earlier lines (--all-frames)")
         trace = trace[-TRACEBACK_LINES:]
     lines += [f"         | {t}" for t in trace]
     return lines
@@ -140,11 +152,12 @@ def _labels(state: ExecutionState) -> list[str]:
     """What follows each attempt's bar: outcome, duration and worker, in columns."""
     pad = max((len(_outcome(a)) for a in state.attempts), default=0)
     return [
-        f"{_outcome(a):<{pad}}  {_took(a):>7}  {a.worker or '?'}".rstrip() for a in state.attempts
+        f"{_outcome(a):<{pad}}  {_took(a):>7}  {printable(a.worker or '?')}".rstrip()
+        for a in state.attempts
     ]
 
 
-def _attempt_rows(state: ExecutionState, axis: _Axis, color: bool) -> list[str]:
+def _attempt_rows(state: ExecutionState, axis: _Axis, color: bool, all_frames: bool) -> list[str]:
     """Each attempt's row, preceded by its wait and followed by its failure."""
     tag = _tag_width(state)
     rows: list[str] = []
@@ -157,7 +170,7 @@ def _attempt_rows(state: ExecutionState, axis: _Axis, color: bool) -> list[str]:
         kind = attempt.outcome or "running"
         bar = _bar(_cells(axis, attempt, waited_from), kind, color)
         rows.append(f"  #{attempt.number:<{tag}} |{bar}| {_paint(label, kind, color)}")
-        rows += _failure_lines(attempt)
+        rows += _failure_lines(attempt, all_frames)
         previous = attempt
     return rows + _next_rows(state, axis, tag, color)
 
@@ -189,33 +202,54 @@ def _scale(axis: _Axis, tag: int) -> str:
 
 
 def _final(state: ExecutionState) -> str | None:
+    """The result as JSON (cut to ``RESULT_CHARS``), or the final error of an execution
+    that ended with one, whatever its status is called."""
     if state.status.value == "succeeded":
-        text = repr(state.result)
+        text = as_json(state.result)
         if len(text) > RESULT_CHARS:
             text = text[: RESULT_CHARS - 1] + "…"
         return f"  result: {text}"
-    if state.status.value == "failed":
+    if state.status.value == "failed" or state.error is not None:
         cause = (
             f" [{state.cause.value}]" if state.cause and state.cause.value != "exception" else ""
         )
         error = f"{state.error.type}: {state.error.message}" if state.error else "?"
-        return f"  final error{cause}: {error}"
+        return f"  final error{cause}: {printable(error)}"
     return None
 
 
-def render(state: ExecutionState, width: int = 72, color: bool = False) -> str:
-    """Header, the attempts on a time axis with their failures beneath, then the outcome."""
+def _links(state: ExecutionState) -> list[str]:
+    """Reruns both ways: the execution this one re-runs, and those that re-ran it."""
+    lines = [f"  rerun of {printable(state.rerun_of)}"] if state.rerun_of else []
+    if state.reruns:
+        lines.append(f"  rerun as {printable(', '.join(state.reruns))}")
+    return lines
+
+
+def _header(state: ExecutionState, color: bool) -> list[str]:
     n = len(state.attempts)
     status = _paint(state.status.value, state.status.value, color)
-    lines = [
-        f"execution {state.execution_id}  {state.target or '?'}  {status}"
-        f"  ({n} attempt{'s' if n != 1 else ''})",
+    what = printable(f"execution {state.execution_id}  {state.target or '?'}")
+    return [
+        f"{what}  {status}  ({n} attempt{'s' if n != 1 else ''})",
         f"  requested {_stamp(state.requested_at)}",
+        *_links(state),
     ]
+
+
+def render(
+    state: ExecutionState, width: int = 72, color: bool = False, all_frames: bool = False
+) -> str:
+    """Header, the attempts on a time axis with their failures beneath, then the outcome.
+
+    Tracebacks show the user's frames (Ricochet's and asyncio's left out, and
+    counted); ``all_frames`` shows every line as it was recorded.
+    """
+    lines = _header(state, color)
     label = max((len(x) for x in _labels(state)), default=0)
     cols = max(MIN_COLS, width // 2, width - _tag_width(state) - 6 - label)
     axis = _axis(state, cols)
-    rows = _attempt_rows(state, axis, color)
+    rows = _attempt_rows(state, axis, color, all_frames)
     if state.attempts or state.next_due_at is not None:
         rows.append(_scale(axis, _tag_width(state)))
     if rows:
