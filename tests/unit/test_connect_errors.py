@@ -81,7 +81,17 @@ CASES = {
         ssl.SSLCertVerificationError(1, "certificate verify failed"),
         "TLS certificate not accepted: ",
     ),
-    "no route": (OSError(113, "No route to host"), "no route to host"),
+    "no route": (
+        wrapped(
+            aiormq.exceptions.AMQPConnectionError(113, "No route to host"),
+            OSError(113, "No route to host"),
+        ),
+        "no route to host",
+    ),
+    "closed by the broker": (
+        aiormq.exceptions.ConnectionClosed(320, "CONNECTION_FORCED - broker forced closure"),
+        "the broker closed the connection (320 CONNECTION_FORCED - broker forced closure)",
+    ),
     "not amqp": (
         aiormq.exceptions.IncompatibleProtocolError("EOF"),
         "the server closed the connection before speaking AMQP",

@@ -148,10 +148,21 @@ def _not_amqp(chain: list[BaseException], address: BrokerAddress) -> str | None:
     return None
 
 
+def _broker_closed(chain: list[BaseException], address: BrokerAddress) -> str | None:
+    """The broker said why it closed the connection (a shutdown, a forced close...)."""
+    for item in chain:
+        if isinstance(item, aiormq.exceptions.ConnectionClosed) and len(item.args) == 2:
+            code, text = item.args
+            return f"the broker closed the connection ({code} {text})"
+    return None
+
+
 def _socket(chain: list[BaseException], address: BrokerAddress) -> str | None:
     """Any other socket error (no route to host, network unreachable, reset...)."""
     for item in chain:
-        if isinstance(item, OSError) and not isinstance(item, TimeoutError) and item.strerror:
+        if isinstance(item, aiormq.exceptions.AMQPError | TimeoutError):
+            continue  # aiormq's errors carry the socket's words as it raised them: below
+        if isinstance(item, OSError) and item.strerror:
             return _lower(item.strerror)
     return None
 
@@ -164,6 +175,7 @@ EXPLAINERS: tuple[Callable[[list[BaseException], BrokerAddress], str | None], ..
     _dns,
     _refused,
     _not_amqp,
+    _broker_closed,
     _socket,
 )
 """Tried in order; the first that recognises the error words it. The broker's answers
@@ -180,8 +192,9 @@ def _errno(error: BaseException) -> int | None:
 
 
 def _lower(text: str | None) -> str:
+    """``No route to host`` as part of a sentence; ``ACCESS_REFUSED`` stays as it is."""
     text = text or "unknown error"
-    return text[:1].lower() + text[1:]
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 def _as_is(error: BaseException | None, address: BrokerAddress) -> str:
