@@ -199,6 +199,19 @@ async def test_several_addresses_are_each_named_with_their_cause(
     assert unknown_cause.startswith('host name "nosuchhost.invalid" not found')
 
 
+async def test_with_several_addresses_a_command_still_prints_one_line(
+    settings: Settings, closed_port: int
+) -> None:
+    """The addresses passed over are logged only once another one answers: when none
+    does, the error names them all, and a line per address ahead of it would repeat it."""
+    first = url_with(settings, password=SECRET, host="127.0.0.1", port=closed_port)
+
+    code, stderr = await ricochet(f"{first},nosuchhost.invalid:5672", settings.namespace, "replay")
+
+    assert (2, 1) == (code, len(stderr.splitlines())), stderr
+    assert stderr.startswith("error: cannot connect to any of 2 broker addresses: ")
+
+
 async def test_a_silent_port_times_out_and_tls_to_a_plain_port_fails_its_handshake(
     settings: Settings, silent_port: int
 ) -> None:
