@@ -106,7 +106,16 @@ class CannotDebug(RicochetError, LookupError):
 
 
 class BrokerUnreachable(RicochetError, ConnectionError):
-    """No broker address answered: each is named with its error (never a password)."""
+    """No broker address answered. The message is one line a person can act on: each
+    address (its URL without the password, host, port and vhost) and why it failed, in
+    words (refused, name not found, timed out, login refused, no such vhost, TLS);
+    ``causes`` holds those reasons alone, in address order, for log lines. Raised by
+    every connect at start (CLI commands print it and exit 2); a connection lost later
+    is not this: it reconnects by itself."""
+
+    def __init__(self, message: str, causes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.causes = causes
 
 
 class StoreLocked(RicochetError, RuntimeError):

@@ -48,6 +48,25 @@ class BrokerAddress:
         """Node and vhost, never credentials: safe for logs and errors."""
         return f"{self.node} (vhost {self.vhost})"
 
+    @property
+    def user(self) -> str:
+        """The user name the URL logs in as (aio-pika's default, guest, when it names none)."""
+        return unquote(urlsplit(self.url).username or "guest")
+
+    @property
+    def shown(self) -> str:
+        """The URL as a person can check it against what they typed: scheme, user, host,
+        port and vhost, without the password (and without the query, which holds TLS
+        file paths and tuning, nothing that says which broker)."""
+        parts = urlsplit(self.url)
+        user = f"{parts.username}@" if parts.username else ""
+        return f"{self.scheme}://{user}{self.node}{parts.path or '/'}"
+
+    @property
+    def where(self) -> str:
+        """``shown`` with host, port and vhost spelled out, for one-line errors."""
+        return f'{self.shown} (host {self.host}, port {self.port}, vhost "{self.vhost}")'
+
 
 def masked(url: str) -> str:
     """``url`` with its password (if any) replaced, for error messages."""

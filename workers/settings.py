@@ -6,6 +6,7 @@ model from flags whose defaults come from those variables.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Mapping
@@ -54,6 +55,10 @@ class Settings(BaseModel):
     checkpoint_s: float = Field(default=5.0, gt=0, le=3600)
     dedup_window_s: float | None = Field(default=None, gt=0)
     trigger_prefetch: int = Field(default=256, ge=1, le=65_535)
+    # How long a worker or projector keeps trying its first connection (README "Settings"):
+    # inf waits for the broker however long it takes, 0 not at all. One-shot commands and
+    # clients never wait: they fail at once with one line saying why.
+    startup_wait_s: float = Field(default=math.inf, ge=0)
     # Replication (README "Replication"): nodes per new quorum queue / stream; None = the
     # broker's default, every node. Fixed at creation: a re-declare with another value fails.
     quorum_group_size: int | None = Field(default=None, ge=1)

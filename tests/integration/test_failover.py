@@ -114,10 +114,10 @@ async def test_start_fails_once_every_address_failed_naming_each(settings: Setti
     with pytest.raises(BrokerUnreachable) as raised:
         await connect(dead, "test")
     message = str(raised.value)
-    assert [message.index(f"127.0.0.1:{port} (vhost") for port in (1, 2, 3)] == sorted(
-        message.index(f"127.0.0.1:{port} (vhost") for port in (1, 2, 3)
+    assert [message.index(f"port {port}, vhost") for port in (1, 2, 3)] == sorted(
+        message.index(f"port {port}, vhost") for port in (1, 2, 3)
     )
-    assert message.count("Connect call failed") == 3
+    assert message.count("connection refused") == 3
 
 
 class CountingFollower(LogFollower):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -22,21 +24,64 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import PublishError
 
+from ricochet.errors import BrokerUnreachable
 from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.logs import get_logger
 from ricochet.workers.settings import Settings
 
 JSON = "application/json"
+log = get_logger(__name__)
 
 
 CONNECT_TIMEOUT_S = 15.0
 """Per attempt, per address: a node that does not answer within it counts as down."""
 
 
-async def connect(settings: Settings, role: str) -> AbstractRobustConnection:
+STARTUP_PAUSES_S = (0.5, 1.0, 2.0, 4.0, 8.0, 10.0)
+"""Pauses between start-up tries while the broker cannot be reached: short at first, for
+a broker starting beside the process (compose, CI), then every 10 s, so a broker that
+comes back is used within about 10 s and a broker down for hours is not hammered."""
+STARTUP_JITTER = 0.2
+"""Pauses vary by this fraction, so processes started together do not retry in step."""
+
+
+def startup_pause(tries: int, chance: float = 0.5) -> float:
+    """Seconds before start-up try ``tries + 1`` (``tries`` have failed so far); ``chance``
+    in [0, 1) picks the jitter, 0.5 for none."""
+    pause = STARTUP_PAUSES_S[min(tries, len(STARTUP_PAUSES_S) - 1)]
+    return pause * (1 - STARTUP_JITTER + 2 * STARTUP_JITTER * chance)
+
+
+async def connect(settings: Settings, role: str, wait_s: float = 0.0) -> FailoverConnection:
     """A robust connection over every address in ``settings.amqp_url``, named after the
     process's role for the management UI. Every Ricochet connection is made here, so each
-    fails over among the addresses the same way (``ricochet.workers.amqp.failover``)."""
+    fails over among the addresses the same way (``ricochet.workers.amqp.failover``).
+
+    When no address can be reached, raises ``BrokerUnreachable`` (one line: each address
+    without its password, and why), at once or, for long-running processes that are
+    given ``wait_s`` (``settings.startup_wait_s``), once that many seconds of tries have
+    all failed; each failed try is logged as ``broker.waiting``. Once connected, a lost
+    connection is reconnected by the connection itself, forever."""
+    deadline = time.monotonic() + wait_s
+    tries = 0
+    while True:
+        try:
+            return await _connect_once(settings, role)
+        except BrokerUnreachable as err:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if tries:
+                    gave_up = f"{err}; gave up after {wait_s:g} s of tries"
+                    raise BrokerUnreachable(gave_up, err.causes) from err
+                raise
+            pause = min(startup_pause(tries, random.random()), left)
+            tries += 1
+            _log_waiting(settings, role, err, pause, tries)
+            await asyncio.sleep(pause)
+
+
+async def _connect_once(settings: Settings, role: str) -> FailoverConnection:
+    """One round over the addresses: each tried once, in order."""
     connection = FailoverConnection(
         settings.amqp_addresses,
         role,
@@ -44,6 +89,22 @@ async def connect(settings: Settings, role: str) -> AbstractRobustConnection:
     )
     await connection.connect(timeout=CONNECT_TIMEOUT_S)
     return connection
+
+
+def _log_waiting(
+    settings: Settings, role: str, error: BrokerUnreachable, pause: float, tries: int
+) -> None:
+    """One warning per failed start-up try: where, why, and when the next one is."""
+    addresses = settings.amqp_addresses
+    log.warning(
+        "broker.waiting",
+        role=role,
+        broker=", ".join(address.shown for address in addresses),
+        vhost=addresses[0].vhost,
+        cause="; ".join(error.causes) or str(error),
+        tries=tries,
+        next_try_s=round(pause, 1),
+    )
 
 
 async def publishing_channel(connection: AbstractRobustConnection) -> AbstractChannel:
@@ -95,8 +156,6 @@ TRANSIENT = (
     TimeoutError,
 )
 """Broker trouble that a reconnect cures. ``PublishError`` (unroutable) is not among them."""
-
-log = get_logger(__name__)
 
 
 async def publish(exchange: AbstractExchange, message: aio_pika.Message, routing_key: str) -> None:

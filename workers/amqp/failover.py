@@ -8,7 +8,8 @@ and consumers are declared again on the new node, stream consumers with their
 attempt goes:
 
 - at start, the addresses are tried in order, each once; if none answers,
-  ``BrokerUnreachable`` names each address and why it failed;
+  ``BrokerUnreachable`` names each address and why it failed, in words
+  (``ricochet.workers.amqp.causes``), in one line and without the password;
 - after a lost connection or a failed attempt, the next attempt goes to the
   next address (rotating from the last good one): at once to the next one,
   and after a whole round failed, with a growing pause (jittered, up to 5 s).
@@ -21,6 +22,7 @@ reconnect loop picks the next attempt, which reads ``self.url``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Sequence
@@ -32,6 +34,7 @@ from yarl import URL
 
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.addresses import BrokerAddress, masked
+from ricochet.workers.amqp.causes import in_words, unreachable
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -44,6 +47,30 @@ under live work (heartbeats are late meanwhile), up to aio-pika's former fixed 5
 JITTER = 0.2
 """Round pauses vary by this fraction, so workers cut off together do not return
 to a recovering node in one burst."""
+
+
+class RepeatsOurs(logging.Filter):
+    """Drops aio-pika's and aiormq's own lines about a failed connection attempt.
+
+    ``broker.connect_failed`` and ``broker.disconnected`` (and at start
+    ``BrokerUnreachable``) say the same, naming the node and vhost and the cause in
+    words. Without this, a command run against a stopped broker prints three
+    lines, two of them Python reprs, for one fault.
+    """
+
+    REPEATS = frozenset(
+        {
+            'Connection attempt to "%s" failed: %s. Reconnecting after %r seconds.',
+            "error when creating transport: %r",
+        }
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.REPEATS
+
+
+REPEATS_OURS = RepeatsOurs()
+REPEATING_LOGGERS = ("aio_pika.robust_connection", "aiormq.connection")
 
 
 class FailoverConnection(RobustConnection):
@@ -60,9 +87,12 @@ class FailoverConnection(RobustConnection):
         self._connected_once = False
         self.reconnected_at: float | None = None
         """When (monotonic) this connection last came back after a loss, if ever."""
-        self._start_errors: list[str] = []
+        self._start_errors: list[tuple[BrokerAddress, str]] = []
+        self._timeout: TimeoutType = None
         self._unreachable: asyncio.Future[None] = self.loop.create_future()
         self.reconnect_interval = NEXT_ADDRESS_PAUSE_S
+        for name in REPEATING_LOGGERS:
+            logging.getLogger(name).addFilter(REPEATS_OURS)  # once: a filter is kept once
 
     def __str__(self) -> str:
         """What aio-pika's own log lines call this connection: its ``url`` is only the
@@ -76,6 +106,7 @@ class FailoverConnection(RobustConnection):
 
     async def connect(self, timeout: TimeoutType = None) -> None:
         """Connect to the first address that answers; raise once every one has failed."""
+        self._timeout = timeout
         if self._connected_once:
             await super().connect(timeout)
             return
@@ -97,6 +128,8 @@ class FailoverConnection(RobustConnection):
             self.reconnected_at = time.monotonic()
         self._failures = 0
         self.reconnect_interval = NEXT_ADDRESS_PAUSE_S
+        if not again:
+            self._log_start_failures()
         node = self.address
         log.info(
             "broker.connected",
@@ -116,16 +149,16 @@ class FailoverConnection(RobustConnection):
         """Point the next attempt at the next address, and pick the pause before it."""
         was = self.address
         lost = self.connected.is_set()
-        reason = masked_error(error, was)
+        reason = in_words(error, was, _seconds(self._timeout))
         self._failures += 1
         self._index = (self._index + 1) % len(self._addresses)
         self.url = URL(self.address.url)
         self.reconnect_interval = self._pause()
         if not self._connected_once:
-            self._start_errors.append(f"{was.label}: {reason}")
+            self._start_errors.append((was, reason))
             if self._failures >= len(self._addresses):
                 self._give_up()
-                return
+            return
         log.warning(
             "broker.disconnected" if lost else "broker.connect_failed",
             role=self.role,
@@ -136,6 +169,22 @@ class FailoverConnection(RobustConnection):
             pause_s=0.0 if lost else round(self.reconnect_interval, 3),
         )
 
+    def _log_start_failures(self) -> None:
+        """The addresses passed over at start, logged once another one answered. Not
+        before: if none answers, ``BrokerUnreachable`` names them all in one line, and
+        a line per address ahead of it would only repeat it."""
+        for position, (address, reason) in enumerate(self._start_errors):
+            log.warning(
+                "broker.connect_failed",
+                role=self.role,
+                node=address.node,
+                vhost=address.vhost,
+                error=reason,
+                next_node=self._addresses[position + 1].node,
+                pause_s=NEXT_ADDRESS_PAUSE_S,
+            )
+        self._start_errors.clear()
+
     def _pause(self) -> float:
         rounds, rest = divmod(self._failures, len(self._addresses))
         if rest:
@@ -145,11 +194,9 @@ class FailoverConnection(RobustConnection):
 
     def _give_up(self) -> None:
         if not self._unreachable.done():
-            self._unreachable.set_exception(
-                BrokerUnreachable(
-                    f"no broker address answered ({self.role}): " + "; ".join(self._start_errors)
-                )
-            )
+            causes = tuple(reason for _, reason in self._start_errors)
+            error = BrokerUnreachable(unreachable(self._start_errors), causes)
+            self._unreachable.set_exception(error)
 
 
 def _error_of(closing: asyncio.Future[Any]) -> BaseException | None:
@@ -157,6 +204,10 @@ def _error_of(closing: asyncio.Future[Any]) -> BaseException | None:
         return closing.exception()
     except asyncio.CancelledError as err:
         return err
+
+
+def _seconds(timeout: TimeoutType) -> float | None:
+    return float(timeout) if isinstance(timeout, int | float) else None
 
 
 def masked_error(error: BaseException | None, address: BrokerAddress) -> str:

@@ -41,7 +41,10 @@ def main(
 ) -> None:
     """Ricochet: an event-sourced retry engine on RabbitMQ."""
     configure(log_level, log_json)
-    ctx.obj = Settings.from_env(amqp_url=amqp_url, namespace=namespace)
+    try:
+        ctx.obj = Settings.from_env(amqp_url=amqp_url, namespace=namespace)
+    except ValueError as err:  # a RICOCHET_* variable out of range: say which, no traceback
+        raise click.UsageError(str(err)) from err
 
 
 for command in (

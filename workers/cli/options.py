@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from ricochet.errors import AddressError
+from ricochet.errors import AddressError, BrokerUnreachable
 from ricochet.workers.addresses import parse_addresses
 from ricochet.workers.logs import configure, get_logger
 from ricochet.workers.settings import Settings
@@ -139,10 +139,28 @@ def json_arg(value: str, what: str) -> Any:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
-    """Run on uvloop where it exists: its transports and thread wake-ups are written in C,
-    and a busy worker spends a fifth of its time in them on the stock loop."""
+    """Run a command's body and exit with its code.
+
+    A broker that cannot be reached is the user's to fix, not a bug: it ends the
+    command with one line (``error: cannot connect to ...``, naming each address
+    without its password, and why) and exit code 2, never a traceback. Ctrl-C
+    before the command has its own signal handling (a worker waiting for its
+    broker, say) exits 130, also without a traceback.
+    """
+    try:
+        sys.exit(_run_on_fastest_loop(main))
+    except BrokerUnreachable as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _run_on_fastest_loop(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """uvloop where it exists: its transports and thread wake-ups are written in C, and a
+    busy worker spends a fifth of its time in them on the stock loop."""
     try:
         import uvloop
     except ImportError:  # not built for Windows
-        sys.exit(asyncio.run(main()))
-    sys.exit(uvloop.run(main()))
+        return asyncio.run(main())
+    return uvloop.run(main())

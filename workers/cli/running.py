@@ -6,9 +6,10 @@ import gc
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TypeVar
 
 import click
 
@@ -23,6 +24,7 @@ from ricochet.workers.runtime.worker import Worker
 from ricochet.workers.settings import Settings
 
 log = get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def tune_gc() -> None:
@@ -81,6 +83,23 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
     return 0
 
 
+STARTUP_WAIT_HELP = (
+    "Seconds to keep trying the broker at start (inf: until it answers; 0: exit at once)."
+    " The error is one line, then exit 2."
+)
+
+
+def startup_wait_option(command: F) -> F:
+    """``--startup-wait``, for the long-running commands only: one-shot commands fail at once."""
+    return click.option(
+        "--startup-wait",
+        type=click.FloatRange(min=0),
+        default=None,
+        envvar="RICOCHET_STARTUP_WAIT_S",
+        help=STARTUP_WAIT_HELP + "  [default: inf]",
+    )(command)
+
+
 @click.command("worker")
 @click.argument("modules", nargs=-1, required=True)
 @click.option(
@@ -103,14 +122,14 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
     "--heartbeat",
     type=float,
     default=1.0,
-    envvar="RICOCHET_HEARTBEAT",
+    envvar=["RICOCHET_HEARTBEAT_S", "RICOCHET_HEARTBEAT"],
     help="Seconds between beats.",
 )
 @click.option(
     "--loss-window",
     type=float,
     default=10.0,
-    envvar="RICOCHET_LOSS_WINDOW",
+    envvar=["RICOCHET_LOSS_WINDOW_S", "RICOCHET_LOSS_WINDOW"],
     help="Seconds of silence after which a running attempt is recorded as worker_lost.",
 )
 @click.option(
@@ -134,6 +153,7 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
     envvar="RICOCHET_TRIGGER_PREFETCH",
     help="Triggers the active supervisor takes at once.",
 )
+@startup_wait_option
 @connection_options
 @click.pass_context
 def worker_command(
@@ -148,6 +168,7 @@ def worker_command(
     checkpoint_every: float,
     dedup_window: float | None,
     trigger_prefetch: int,
+    startup_wait: float | None,
 ) -> None:
     """Run the tasks declared in MODULES (imported from the current directory too)."""
     sys.path.insert(0, os.getcwd())
@@ -161,6 +182,7 @@ def worker_command(
         checkpoint_s=checkpoint_every,
         dedup_window_s=dedup_window,
         trigger_prefetch=trigger_prefetch,
+        startup_wait_s=startup_wait,
     )
     chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
     run(lambda: run_worker(settings, imported, chosen, grace))
@@ -187,10 +209,14 @@ def worker_command(
     is_flag=True,
     help="Fold the whole retained log afresh, report differences, repair, exit.",
 )
+@startup_wait_option
 @connection_options
 @click.pass_context
-def projector_command(ctx: click.Context, store: Path, http: str, rebuild: bool) -> None:
+def projector_command(
+    ctx: click.Context, store: Path, http: str, rebuild: bool, startup_wait: float | None
+) -> None:
     """Fold the event log into execution state, keep it on disk and serve it."""
     if rebuild:
         run(lambda: rebuild_store(settings_of(ctx), store))
-    run(lambda: run_projector(settings_of(ctx), store, http or None))
+    settings = settings_of(ctx, startup_wait_s=startup_wait)
+    run(lambda: run_projector(settings, store, http or None))

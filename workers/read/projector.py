@@ -205,7 +205,9 @@ class Projector:
         if self.resumed_from is not None:
             start = self.resumed_from + 1
         self._flusher = asyncio.create_task(self._flush_forever(), name="ricochet-flush")
-        self._connection = await connect(self.settings, "projector")
+        self._connection = await connect(
+            self.settings, "projector", wait_s=self.settings.startup_wait_s
+        )
         setup = await publishing_channel(self._connection)
         await declare_core(setup, self.settings)
         await setup.close()

@@ -16,6 +16,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
+from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock, utc_now
@@ -73,10 +74,13 @@ class Worker:
         self._accepting = True
 
     async def start(self) -> None:
-        """Connect, declare what this worker needs, and start consuming."""
+        """Connect (waiting for the broker up to ``startup_wait_s``), declare what this
+        worker needs, and start consuming."""
+        self._connection = connection = await connect(
+            self.settings, "worker", wait_s=self.settings.startup_wait_s
+        )
         if not all(item.is_async for item in self.tasks.values()):
             self._pool.prestart(self.settings.concurrency)
-        self._connection = connection = await connect(self.settings, "worker")
         publishing = await publishing_channel(connection)
         names = await declare_core(publishing, self.settings)
         limits = self.settings.limits
@@ -122,7 +126,21 @@ class Worker:
         )
         await self.supervisor.start()
         await self._consume(connection, names)
-        log.info("worker.started", queues=self.queues, targets=sorted(self.tasks))
+        self._log_started(connection)
+
+    def _log_started(self, connection: FailoverConnection) -> None:
+        """The line that says what this worker is connected to and what it serves, so a
+        worker pointed at the wrong broker, vhost or namespace is seen at a glance."""
+        log.info(
+            "worker.started",
+            broker=connection.address.shown,
+            vhost=connection.address.vhost,
+            namespace=self.settings.namespace,
+            targets=sorted(self.tasks),
+            queues=self.queues,
+            work_queues=[Names(self.settings.namespace).work_queue(q) for q in self.queues],
+            concurrency=self.settings.concurrency,
+        )
 
     async def _consume(self, connection: AbstractRobustConnection, names: Names) -> None:
         """Declare and bind this worker's work queues, and consume them: the last step."""
