@@ -3,6 +3,12 @@
 ``ChildReused`` is a note in the parent's history, not a change of its state: it
 sits at its attempt's start, so it is always old news to the fold.
 
+A cancel (``ExecutionCancelled``, ``CancelRequested``) claims the attempt it names,
+as a start would: it wins only if that attempt has not started, and then nothing of
+that attempt or later is news any more. It ends the execution at once when nothing
+runs; while the attempt before it runs, that attempt's failure ends it (cancelled,
+no retry) and its success ends it succeeded (``engine.cancel``).
+
 Every fact has a place in the execution's progress: (attempt, phase). A fact at
 or before the current progress is a duplicate or a late straggler (a zombie
 worker's result after its attempt was declared lost, say) and is ignored, so
@@ -18,14 +24,17 @@ from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    CancelRequested,
     ChildReused,
     Event,
+    ExecutionCancelled,
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
     RerunRequested,
     RetryScheduled,
 )
+from ricochet.engine.cancel import apply_cancel, ends_cancelled
 from ricochet.engine.state import (
     AttemptState,
     ExecutionState,
@@ -51,8 +60,13 @@ PHASES: dict[type[Event], int] = {
     ExecutionSucceeded: PHASE_TERMINAL,
     ExecutionFailed: PHASE_TERMINAL,
     RerunRequested: PHASE_TERMINAL,
+    ExecutionCancelled: PHASE_STARTED,
+    CancelRequested: PHASE_STARTED,
 }
 """Each event type's phase within its attempt (a table: the fold's hottest lookup)."""
+
+
+CANCELS = (ExecutionCancelled, CancelRequested)
 
 
 def progress_of(event: Event) -> tuple[int, int]:
@@ -71,11 +85,17 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
         if event.rerun_id in state.reruns:
             return state
         return with_state_changes(state, {"reruns": (*state.reruns, event.rerun_id)})
+    if isinstance(event, CANCELS):
+        return apply_cancel(state, event)
     progress = progress_of(event)
     if state.is_terminal or progress <= state.progress:
         return state
+    if state.cancel_from is not None and event.attempt >= state.cancel_from:
+        return state  # a claim that lost to the cancel, or what followed it
     changes = _changes(state, event)
     changes["progress"] = progress
+    if state.cancel_from is not None and isinstance(event, AttemptFailed):
+        changes.update(ends_cancelled(state, event.at, event.attempt))
     return with_state_changes(state, changes)
 
 
@@ -110,8 +130,8 @@ def _changes(state: ExecutionState, event: Event) -> Changes:
                 "cause": event.cause,
                 "ended_at": event.at,
             }
-        case ChildReused() | RerunRequested():
-            return {}
+        case ChildReused() | RerunRequested() | ExecutionCancelled() | CancelRequested():
+            return {}  # notes, or handled before (``evolve``)
         case _:
             assert_never(event)
 

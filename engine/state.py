@@ -15,7 +15,7 @@ from ricochet.contracts import ErrorInfo, FailureCause, Json, RetryPolicy
 
 
 class Status(StrEnum):
-    """Where an execution is; the last two are terminal."""
+    """Where an execution is; the last three are terminal."""
 
     UNKNOWN = "unknown"
     PENDING = "pending"
@@ -23,9 +23,10 @@ class Status(StrEnum):
     RETRY_SCHEDULED = "retry_scheduled"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED})
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,12 @@ class ExecutionState:
     cause: FailureCause | None = None
     ended_at: datetime | None = None
     progress: tuple[int, int] = (0, -1)
+    cancel_from: int | None = None
+    """A cancel won attempt ``cancel_from``: it and every later attempt never run. While
+    the attempt before it still runs, the execution ends when that attempt does."""
+    cancel_reason: str | None = None
+    cancelled_at: datetime | None = None
+    """When the cancel was recorded (the end may come later, with the running attempt)."""
 
     @property
     def is_terminal(self) -> bool:
