@@ -118,6 +118,10 @@ class RerunRequested(EventBase):
     rerun_id: str
 
 
+MAX_REASON_CHARS = 1000
+"""The longest reason a cancel records."""
+
+
 class CancelBase(EventBase):
     """What both cancel events carry: each claims attempt ``attempt`` as a start would.
 
@@ -130,7 +134,7 @@ class CancelBase(EventBase):
 
     attempt: int = Field(ge=1)
     claim: str = Field(min_length=1, max_length=64)
-    reason: str = Field(default="", max_length=1000)
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS)
     source: str = Field(default="api", max_length=100)
 
 

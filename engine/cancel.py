@@ -42,6 +42,12 @@ def apply_cancel(
     return state
 
 
+def with_cancel_from(state: ExecutionState, claimed: int) -> ExecutionState:
+    """``state`` with a cancel of attempt ``claimed`` noted: for a worker that holds no log
+    but saw that claim (a cancel that won) in its claim book before recording an outcome."""
+    return with_state_changes(state, {"cancel_from": claimed})
+
+
 def ends_cancelled(
     state: ExecutionState, at: datetime, running: int | None, reason: str | None = None
 ) -> dict[str, Any]:
