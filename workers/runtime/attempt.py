@@ -45,6 +45,7 @@ from ricochet.contracts import (
     WorkMessage,
     decode,
 )
+from ricochet.contracts.limits import cut
 from ricochet.engine import (
     Command,
     ExecutionState,
@@ -77,6 +78,8 @@ log = get_logger(__name__)
 
 CLAIM_VERDICT_S = 60.0
 """How long a try waits to see its own start on the log before giving up running."""
+LOGGED_ERROR_CHARS = 500
+"""An error message in a log line is cut to this (the events keep it whole)."""
 START_VERIFY_S = 300.0
 """How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
 
@@ -343,7 +346,8 @@ def ended_fields(ran: Returned | Raised, recorded: tuple[Event, ...]) -> dict[st
     what follows: the next attempt and when it is due, or how the execution ended."""
     fields: dict[str, object] = {"outcome": type(ran).__name__.lower()}
     if isinstance(ran, Raised):
-        fields.update(cause=str(ran.cause), error_type=ran.error.type, error=ran.error.message)
+        error = cut(ran.error.message, LOGGED_ERROR_CHARS)
+        fields.update(cause=str(ran.cause), error_type=ran.error.type, error=error)
     retry = scheduled_retry(recorded)
     if retry is not None:
         fields.update(next_attempt=retry.next_attempt, due_at=retry.due_at.isoformat())

@@ -69,7 +69,7 @@ class Task(Generic[P, R]):
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as err:
-            return f"{self.name}{self.signature} cannot take these arguments: {err}"
+            return f"{self.name}{_plain(self.signature)} cannot take these arguments: {err}"
         return None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -110,6 +110,16 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return inspect.signature(fn)
     except (TypeError, ValueError):
         return None
+
+
+def _plain(signature: inspect.Signature) -> inspect.Signature:
+    """The signature as a caller reads it: names and defaults, no annotations (which
+    ``from __future__ import annotations`` would show as quoted strings)."""
+    empty = inspect.Parameter.empty
+    return signature.replace(
+        parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
+        return_annotation=empty,
+    )
 
 
 def target_name(fn: Callable[..., Any]) -> str:
