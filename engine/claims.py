@@ -109,11 +109,12 @@ def is_cancel(raw: dict[str, object]) -> bool:
 
 
 def judge_copy(covered: bool, started_lately: bool) -> Copy:
-    """A delivery's fate before its try: drop it if its attempt is known to have
-    started, try it if the memory covers its attempt, else ask the log."""
-    if not covered:
-        return Copy.ASK_LOG
-    return Copy.DROP if started_lately else Copy.TRY
+    """A delivery's fate before its try: drop it if its attempt is known to have been
+    claimed (whatever the memory covers: what it holds is on the log), try it if the
+    memory covers its attempt, else ask the log."""
+    if started_lately:
+        return Copy.DROP
+    return Copy.TRY if covered else Copy.ASK_LOG
 
 
 def scan_floor(published_at: datetime | None) -> datetime | None:

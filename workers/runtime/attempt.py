@@ -167,7 +167,7 @@ class AttemptProcessor:
         earliest = earliest_start(number, delivery.due_at, delivery.requested_at_ms, published)
         floor = cancel_floor(number, delivery.requested_at_ms, published)
         covered = self.claims.covers(earliest, floor)
-        verdict = judge_copy(covered, covered and self.claims.started(work.execution_id, number))
+        verdict = judge_copy(covered, self.claims.started(work.execution_id, number))
         if verdict is Copy.TRY:
             return False
         if verdict is Copy.ASK_LOG and not await self.started.was_started(
