@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from ricochet.contracts import CancelRequested, ErrorInfo, ExecutionCancelled
-from ricochet.engine.state import ExecutionState, Status, with_state_changes
+from ricochet.engine.state import CancelNote, ExecutionState, Status, with_state_changes
 
 CANCELLED_TYPE = "Cancelled"
 """The remote error type of a cancelled execution (``ricochet.errors.Cancelled``)."""
@@ -27,13 +27,9 @@ def apply_cancel(
 ) -> ExecutionState:
     """The state after a cancel of attempt ``event.attempt``; unchanged if it lost."""
     claimed = event.attempt
-    if state.is_terminal or state.cancel_from is not None or state.progress >= (claimed, 1):
+    if state.is_terminal or state.cancel is not None or state.progress >= (claimed, 1):
         return state
-    noted: dict[str, Any] = {
-        "cancel_from": claimed,
-        "cancel_reason": event.reason,
-        "cancelled_at": event.at,
-    }
+    noted: dict[str, Any] = {"cancel": CancelNote(claimed, event.reason, event.at)}
     if state.status in (Status.PENDING, Status.RETRY_SCHEDULED) and state.next_attempt == claimed:
         noted.update(ends_cancelled(state, event.at, None, event.reason))
         return with_state_changes(state, noted)
@@ -45,7 +41,7 @@ def apply_cancel(
 def with_cancel_from(state: ExecutionState, claimed: int) -> ExecutionState:
     """``state`` with a cancel of attempt ``claimed`` noted: for a worker that holds no log
     but saw that claim (a cancel that won) in its claim book before recording an outcome."""
-    return with_state_changes(state, {"cancel_from": claimed})
+    return with_state_changes(state, {"cancel": CancelNote(claimed)})
 
 
 def ends_cancelled(
@@ -58,8 +54,12 @@ def ends_cancelled(
         "ended_at": at,
         "next_due_at": None,
         "next_delay_s": None,
-        "error": cancelled_error(state, running, state.cancel_reason if reason is None else reason),
+        "error": cancelled_error(state, running, _reason(state) if reason is None else reason),
     }
+
+
+def _reason(state: ExecutionState) -> str:
+    return "" if state.cancel is None else state.cancel.reason
 
 
 def cancelled_error(state: ExecutionState, running: int | None, reason: str | None) -> ErrorInfo:

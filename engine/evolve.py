@@ -90,11 +90,12 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
     progress = progress_of(event)
     if state.is_terminal or progress <= state.progress:
         return state
-    if state.cancel_from is not None and event.attempt >= state.cancel_from:
+    cancel = state.cancel
+    if cancel is not None and event.attempt >= cancel.attempt:
         return state  # a claim that lost to the cancel, or what followed it
     changes = _changes(state, event)
     changes["progress"] = progress
-    if state.cancel_from is not None and isinstance(event, AttemptFailed):
+    if cancel is not None and isinstance(event, AttemptFailed):
         changes.update(ends_cancelled(state, event.at, event.attempt))
     return with_state_changes(state, changes)
 

@@ -28,6 +28,7 @@ from ricochet.engine import (
 )
 from ricochet.engine.cancel import with_cancel_from
 from ricochet.engine.recovery import judge_loss
+from ricochet.engine.state import CancelNote
 from tests.unit.builders import (
     BOOM,
     EXECUTION,
@@ -111,7 +112,7 @@ def test_cancelling_a_running_attempt_claims_the_next_one_and_waits() -> None:
     # Then the cancel claims attempt 3, and the execution goes on running attempt 2
     (event,) = recorded(decision)
     assert (CancelRequested, 3) == (type(event), event.attempt)
-    assert (Status.RUNNING, 3, at(20)) == (after.status, after.cancel_from, after.cancelled_at)
+    assert (Status.RUNNING, CancelNote(3, "paid by hand", at(20))) == (after.status, after.cancel)
 
 
 def test_the_running_attempt_failing_ends_the_execution_cancelled_with_no_retry() -> None:

@@ -45,6 +45,7 @@ from ricochet.engine import (
     project,
 )
 from ricochet.engine.children import child_id, reused
+from ricochet.engine.state import CancelNote
 from tests.unit.builders import (
     EXECUTION,
     POLICY,
@@ -108,9 +109,7 @@ def reference_cancel(
         return state
     if state.progress >= (event.attempt, 1):
         return state
-    noted = replace(
-        state, cancel_from=event.attempt, cancel_reason=event.reason, cancelled_at=event.at
-    )
+    noted = replace(state, cancel=CancelNote(event.attempt, event.reason, event.at))
     waiting = state.status in (Status.PENDING, Status.RETRY_SCHEDULED)
     if waiting and state.next_attempt == event.attempt:
         before = "it started" if event.attempt == 1 else f"attempt {event.attempt}"
@@ -124,8 +123,8 @@ def reference_end_cancelled(state: ExecutionState, at: Any, when: str) -> Execut
     message = f"execution {state.execution_id} was cancelled {when}"
     if when.startswith("while"):
         message += "; that attempt failed and was not retried"
-    if state.cancel_reason:
-        message += f": {state.cancel_reason}"
+    if state.cancel is not None and state.cancel.reason:
+        message += f": {state.cancel.reason}"
     return replace(
         state,
         status=Status.CANCELLED,
