@@ -16,6 +16,7 @@ from ricochet.contracts import FailureCause
 from ricochet.engine import RETRY_ANY, RecordFailure, RetryFilter, parse_retry_filter, run
 from ricochet.errors import InvalidRetryFilter, RemoteError
 from ricochet.workers.runtime.runner import raised
+from ricochet.workers.runtime.tasks import SHAPES_KEPT
 from tests.unit.builders import BOOM, at, requested, started
 from tests.unit.test_decider import given, recorded
 
@@ -151,3 +152,20 @@ def test_a_non_retryable_failure_ends_the_execution_with_retries_left() -> None:
 
     assert ["attempt_failed.v1", "execution_failed.v1"] == [e.type for e in recorded(decision)]
     assert (FailureCause.NOT_RETRYABLE, 1) == (after.cause, len(after.attempts))
+
+
+def test_the_fit_of_a_call_shape_is_remembered_and_the_memory_is_bounded() -> None:
+    """Binding looks only at how many arguments and which names: the answer for a shape is
+    kept (it costs microseconds per attempt otherwise), for a bounded number of shapes."""
+
+    @task(name="x.shapes")
+    def shapes(a: int, **rest: int) -> None:
+        """Takes any keyword: every new name is a new shape."""
+
+    assert shapes.arguments_problem((1,), {}) is None
+    assert shapes.arguments_problem((2,), {}) is None
+    assert shapes.arguments_problem((), {})
+    for index in range(SHAPES_KEPT * 2):
+        assert shapes.arguments_problem((1,), {f"k{index}": 1}) is None
+
+    assert SHAPES_KEPT == len(shapes._shapes)

@@ -27,6 +27,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
+SHAPES_KEPT = 64
+"""Call shapes (argument count, keyword names) whose fit is remembered per task: binding
+costs microseconds on every attempt, and a task is called in a handful of shapes."""
 Kind = Literal["task", "workflow"]
 
 
@@ -52,6 +55,7 @@ class Task(Generic[P, R]):
         self.__name__ = getattr(fn, "__name__", spec.name)
         self.__wrapped__ = fn
         self.signature = _signature(fn)
+        self._shapes: dict[tuple[object, ...], str | None] = {}
 
     @property
     def name(self) -> str:
@@ -66,11 +70,20 @@ class Task(Generic[P, R]):
         or None: checked before the body runs, so such a call fails at once, never retried."""
         if self.signature is None:
             return None
+        shape = (len(args), *kwargs)  # all that binding looks at: how many, and which names
+        if shape in self._shapes:
+            return self._shapes[shape]
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as err:
-            return f"{self.name}{_plain(self.signature)} cannot take these arguments: {err}"
-        return None
+            problem: str | None = (
+                f"{self.name}{_plain(self.signature)} cannot take these arguments: {err}"
+            )
+        else:
+            problem = None
+        if len(self._shapes) < SHAPES_KEPT:
+            self._shapes[shape] = problem
+        return problem
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Outside a worker, run the function here. Inside an attempt, run it as a child
