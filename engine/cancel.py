@@ -4,10 +4,10 @@ A cancel claims the attempt it names (the next one that would run) like a start:
 the first claim of an attempt in log order wins (SPEC 7.8), so the fold agrees
 with every worker about who got it. A cancel that won ends the execution at once
 if nothing runs; if the attempt before the claimed one still runs, it is noted
-(``cancel_from``) and the execution ends when that attempt ends: cancelled if it
-failed (it is not retried), succeeded if it succeeded (its result is kept: the
-cancel came too late to matter). A cancel that lost (its attempt had started, or the
-execution had ended) changes nothing.
+(``ExecutionState.cancel``) and the execution ends when that attempt ends: cancelled
+if it failed (it is not retried, even if the policy had no retry left), succeeded if
+it succeeded (its result is kept: the cancel came too late to matter). A cancel that
+lost (its attempt had started, or the execution had ended) changes nothing.
 """
 
 from __future__ import annotations
@@ -25,17 +25,23 @@ CANCELLED_TYPE = "Cancelled"
 def apply_cancel(
     state: ExecutionState, event: ExecutionCancelled | CancelRequested
 ) -> ExecutionState:
-    """The state after a cancel of attempt ``event.attempt``; unchanged if it lost."""
+    """The state after a cancel of attempt ``event.attempt``; unchanged if it lost.
+
+    It wins whenever its attempt had not started and the execution had not ended, as
+    it does in every worker's claim book, even if it names a later attempt than the
+    next (no canceller writes one, but the fold and the workers must agree on any log):
+    the attempts before it run, and the failure of the one just before it ends the
+    execution. The earliest attempt claimed is the one that counts.
+    """
     claimed = event.attempt
-    if state.is_terminal or state.cancel is not None or state.progress >= (claimed, 1):
-        return state
+    if state.is_terminal or state.progress >= (claimed, 1):
+        return state  # over, or its attempt started first: the cancel lost
+    if state.cancel is not None and state.cancel.attempt <= claimed:
+        return state  # an earlier claim already stops this attempt
     noted: dict[str, Any] = {"cancel": CancelNote(claimed, event.reason, event.at)}
     if state.status in (Status.PENDING, Status.RETRY_SCHEDULED) and state.next_attempt == claimed:
         noted.update(ends_cancelled(state, event.at, None, event.reason))
-        return with_state_changes(state, noted)
-    if state.status is Status.RUNNING and state.next_attempt == claimed - 1:
-        return with_state_changes(state, noted)
-    return state
+    return with_state_changes(state, noted)
 
 
 def with_cancel_from(state: ExecutionState, claimed: int) -> ExecutionState:

@@ -216,20 +216,18 @@ def _note_rerun(command: NoteRerun, state: ExecutionState) -> Decision:
 
 def _cancel(command: CancelExecution, state: ExecutionState) -> Decision:
     """Claim the next attempt that would run: at once if nothing runs, else the one after
-    the running attempt (which finishes). Nothing to record if a cancel is already noted."""
+    the running attempt (which finishes). Nothing to record if a cancel already stops it."""
     if state.status is Status.UNKNOWN:
         return Rejected(f"execution {state.execution_id} is not in the log")
     if state.is_terminal:
         return Rejected(f"execution {state.execution_id} has already ended ({state.status})")
-    if state.cancel_from is not None:
+    running = state.status is Status.RUNNING
+    claimed = state.next_attempt + 1 if running else state.next_attempt
+    if state.cancel_from is not None and state.cancel_from <= claimed:
         return ()
-    if state.status is Status.RUNNING:
-        return (
-            _cancel_event(
-                CancelRequested, "cancel-requested", state.next_attempt + 1, command, state
-            ),
-        )
-    return (_cancel_event(ExecutionCancelled, "cancelled", state.next_attempt, command, state),)
+    if running:
+        return (_cancel_event(CancelRequested, "cancel-requested", claimed, command, state),)
+    return (_cancel_event(ExecutionCancelled, "cancelled", claimed, command, state),)
 
 
 C = TypeVar("C", ExecutionCancelled, CancelRequested)

@@ -95,7 +95,8 @@ def evolve(state: ExecutionState, event: Event) -> ExecutionState:
         return state  # a claim that lost to the cancel, or what followed it
     changes = _changes(state, event)
     changes["progress"] = progress
-    if cancel is not None and isinstance(event, AttemptFailed):
+    waited_for = cancel is not None and event.attempt == cancel.attempt - 1
+    if waited_for and isinstance(event, AttemptFailed):  # the attempt a cancel waited for
         changes.update(ends_cancelled(state, event.at, event.attempt))
     return with_state_changes(state, changes)
 

@@ -207,11 +207,23 @@ def test_two_cancels_of_one_attempt_are_one_fact() -> None:
     assert once is fold([second], once)
 
 
-def test_a_cancel_naming_an_attempt_that_is_not_next_changes_nothing() -> None:
-    """Only the attempt that would run next can be claimed (say, from a corrupt log)."""
+def test_a_cancel_of_a_later_attempt_is_honoured_as_the_workers_honour_it() -> None:
+    """No canceller names an attempt past the next, but a log may hold one: workers drop
+    that attempt's copies whatever the fold says, so the fold agrees. The attempts before
+    it run; the failure of the one just before it ends the execution."""
     waiting = given(*WAITING_FOR_RETRY)
 
-    assert waiting is fold([cancelled(3, 8), cancel_requested(5, 8)], waiting)
+    noted = fold([cancelled(3, 8)], waiting)
+    still = fold([started(2, 13), failed(2, 15)], noted)
+
+    assert (Status.RETRY_SCHEDULED, 3) == (noted.status, noted.cancel_from)
+    assert (Status.CANCELLED, at(15)) == (still.status, still.ended_at)
+
+
+def test_the_earliest_attempt_cancelled_is_the_one_that_counts() -> None:
+    state = given(*WAITING_FOR_RETRY, cancelled(3, 8))
+
+    assert Status.CANCELLED == fold([cancel_requested(2, 9)], state).status
 
 
 def test_a_lost_worker_while_a_cancel_waits_ends_it_cancelled_not_poisoned() -> None:

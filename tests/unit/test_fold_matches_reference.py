@@ -95,7 +95,8 @@ def reference_evolve(state: ExecutionState, event: Event) -> ExecutionState:
     if state.cancel_from is not None and event.attempt >= state.cancel_from:
         return state
     after = reference_apply(replace(state, progress=progress), event)
-    if state.cancel_from is not None and isinstance(event, AttemptFailed):
+    ended = isinstance(event, AttemptFailed) and event.attempt + 1 == state.cancel_from
+    if ended:
         return reference_end_cancelled(after, event.at, f"while attempt {event.attempt} ran")
     return after
 
@@ -103,20 +104,19 @@ def reference_evolve(state: ExecutionState, event: Event) -> ExecutionState:
 def reference_cancel(
     state: ExecutionState, event: ExecutionCancelled | CancelRequested
 ) -> ExecutionState:
-    """A cancel claims attempt ``event.attempt``: it ends a waiting execution, waits for a
-    running one, and loses to a start or an end already there."""
-    if state.status in TERMINAL or state.cancel_from is not None:
+    """A cancel claims attempt ``event.attempt``: it ends an execution waiting for that
+    attempt, else waits for the one before it to fail; it loses to a start of its
+    attempt or an end already there, and to an earlier cancel of an earlier attempt."""
+    if state.status in TERMINAL or state.progress >= (event.attempt, 1):
         return state
-    if state.progress >= (event.attempt, 1):
+    if state.cancel is not None and state.cancel.attempt <= event.attempt:
         return state
     noted = replace(state, cancel=CancelNote(event.attempt, event.reason, event.at))
     waiting = state.status in (Status.PENDING, Status.RETRY_SCHEDULED)
     if waiting and state.next_attempt == event.attempt:
         before = "it started" if event.attempt == 1 else f"attempt {event.attempt}"
         return reference_end_cancelled(noted, event.at, f"before {before}")
-    if state.status is Status.RUNNING and state.next_attempt == event.attempt - 1:
-        return noted
-    return state
+    return noted
 
 
 def reference_end_cancelled(state: ExecutionState, at: Any, when: str) -> ExecutionState:
@@ -278,7 +278,13 @@ any_event: st.SearchStrategy[Event] = st.one_of(
         seconds.map(at),
     ),
     st.builds(reruns, st.sampled_from(["x", "y"]), attempts, seconds),
-    st.builds(cancels, attempts, seconds, st.sampled_from(["", "not needed"]), st.booleans()),
+    st.builds(
+        cancels,
+        st.integers(min_value=1, max_value=4),
+        seconds,
+        st.sampled_from(["", "not needed"]),
+        st.booleans(),
+    ),
 )
 """Any event of one execution (and some starts of another), in no particular order."""
 

@@ -99,8 +99,8 @@ class Canceller:
             await self.recorder.record(decision)
             await self._read(history)
             after = history.state
-            if after.cancel_from is not None:
-                return after
+            if after.cancel_from is not None and after.cancel_from <= decision[0].attempt:
+                return after  # this cancel's claim came first (or another's, as early)
             if after.is_terminal:
                 ended = f"execution {execution_id} ended ({after.status}) before the cancel"
                 raise _refusal(after, ended)
