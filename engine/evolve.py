@@ -37,6 +37,7 @@ from ricochet.contracts import (
 from ricochet.engine.cancel import apply_cancel, ends_cancelled
 from ricochet.engine.state import (
     AttemptState,
+    CancelNote,
     ExecutionState,
     Status,
     with_attempt_changes,
@@ -78,25 +79,53 @@ def progress_of(event: Event) -> tuple[int, int]:
 def evolve(state: ExecutionState, event: Event) -> ExecutionState:
     """The state after ``event``; unchanged when the event is old news.
 
-    A rerun is noted on the original whatever its progress (it has usually ended).
-    Each event makes one copy of the state: ``_changes`` says what differs.
+    A rerun is noted on the original whatever its progress (it has usually ended);
+    a cancel claims its attempt (``engine.cancel``). Each other event makes one copy
+    of the state: ``_changes`` says what differs.
     """
-    if isinstance(event, RerunRequested):
-        if event.rerun_id in state.reruns:
-            return state
-        return with_state_changes(state, {"reruns": (*state.reruns, event.rerun_id)})
-    if isinstance(event, CANCELS):
-        return apply_cancel(state, event)
+    special = SPECIAL.get(type(event))
+    if special is not None:
+        return special(state, event)
     progress = progress_of(event)
     if state.is_terminal or progress <= state.progress:
         return state
-    cancel = state.cancel
-    if cancel is not None and event.attempt >= cancel.attempt:
-        return state  # a claim that lost to the cancel, or what followed it
+    if state.cancel is not None:
+        return _while_cancelling(state, event, progress, state.cancel)
     changes = _changes(state, event)
     changes["progress"] = progress
-    waited_for = cancel is not None and event.attempt == cancel.attempt - 1
-    if waited_for and isinstance(event, AttemptFailed):  # the attempt a cancel waited for
+    return with_state_changes(state, changes)
+
+
+def _rerun(state: ExecutionState, event: Event) -> ExecutionState:
+    assert isinstance(event, RerunRequested)
+    if event.rerun_id in state.reruns:
+        return state
+    return with_state_changes(state, {"reruns": (*state.reruns, event.rerun_id)})
+
+
+def _cancel(state: ExecutionState, event: Event) -> ExecutionState:
+    assert isinstance(event, CANCELS)
+    return apply_cancel(state, event)
+
+
+SPECIAL: dict[type[Event], Callable[[ExecutionState, Event], ExecutionState]] = {
+    RerunRequested: _rerun,
+    ExecutionCancelled: _cancel,
+    CancelRequested: _cancel,
+}
+"""Events outside the attempt-by-attempt progress (one table lookup on the hot path)."""
+
+
+def _while_cancelling(
+    state: ExecutionState, event: Event, progress: tuple[int, int], cancel: CancelNote
+) -> ExecutionState:
+    """A cancel stops attempt ``cancel.attempt`` and later: their claims lost; the failure
+    of the attempt just before ends the execution, cancelled."""
+    if event.attempt >= cancel.attempt:
+        return state
+    changes = _changes(state, event)
+    changes["progress"] = progress
+    if isinstance(event, AttemptFailed) and event.attempt == cancel.attempt - 1:
         changes.update(ends_cancelled(state, event.at, event.attempt))
     return with_state_changes(state, changes)
 
