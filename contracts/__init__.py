@@ -11,7 +11,6 @@ from ricochet.contracts.codec import (
 )
 from ricochet.contracts.events import (
     BATCH_ADAPTER,
-    CANCEL_TYPES,
     EVENT_ADAPTER,
     EVENT_TYPES,
     TERMINAL_TYPES,
@@ -61,7 +60,6 @@ __all__ = [
     "ATTEMPT_HEADER",
     "AT_MOST_ONCE",
     "BATCH_ADAPTER",
-    "CANCEL_TYPES",
     "DEFAULT_LIMITS",
     "DUE_AT_HEADER",
     "EVENT_ADAPTER",

@@ -196,8 +196,6 @@ TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1", "execution_ca
 """Types that end an execution when they are news. ``cancel_requested`` is not one: the
 execution it stops ends when its running attempt does (see ``CancelRequested``)."""
 
-CANCEL_TYPES = ("execution_cancelled.v1", "cancel_requested.v1")
-
 
 def event_id(execution_id: str, attempt: int, kind: str) -> str:
     """The deterministic id of one fact: the same fact always gets the same id."""

@@ -31,8 +31,8 @@ BUCKETS = 4
 HELD_CANCELS = 100_000
 """Cancel claims a worker holds (about 100 bytes each); past that, the oldest go and the
 memory stops vouching for cancels before then (copies older than that ask the log)."""
-CLAIM_TYPES = ("attempt_started.", "execution_cancelled.", "cancel_requested.")
-CANCEL_TYPES = CLAIM_TYPES[1:]
+CLAIM_PREFIXES = ("attempt_started.", "execution_cancelled.", "cancel_requested.")
+CANCEL_PREFIXES = CLAIM_PREFIXES[1:]
 
 
 class Copy(Enum):
@@ -100,12 +100,12 @@ def cancels_covered(floor: datetime | None, held_since: datetime | None) -> bool
 def is_claim(raw: dict[str, object]) -> bool:
     """A start or a cancel, as parsed JSON: what claims an attempt."""
     type_ = raw.get("type")
-    return isinstance(type_, str) and type_.startswith(CLAIM_TYPES)
+    return isinstance(type_, str) and type_.startswith(CLAIM_PREFIXES)
 
 
 def is_cancel(raw: dict[str, object]) -> bool:
     type_ = raw.get("type")
-    return isinstance(type_, str) and type_.startswith(CANCEL_TYPES)
+    return isinstance(type_, str) and type_.startswith(CANCEL_PREFIXES)
 
 
 def judge_copy(covered: bool, started_lately: bool) -> Copy:
