@@ -118,6 +118,43 @@ class RerunRequested(EventBase):
     rerun_id: str
 
 
+MAX_REASON_CHARS = 1000
+"""The longest reason a cancel records."""
+
+
+class CancelBase(EventBase):
+    """What both cancel events carry: each claims attempt ``attempt`` as a start would.
+
+    A cancel names the attempt it pre-empts (the next one that would run) and
+    claims it with ``claim``, exactly as a worker's ``AttemptStarted`` does: the
+    first claim of an (execution, attempt) in log order wins (SPEC 7.8). So
+    whichever of a cancel and a worker's start comes first on the log decides, and
+    the other changes nothing: no race, and no attempt runs after a cancel that won.
+    """
+
+    attempt: int = Field(ge=1)
+    claim: str = Field(min_length=1, max_length=64)
+    reason: str = Field(default="", max_length=MAX_REASON_CHARS)
+    source: str = Field(default="api", max_length=100)
+
+
+class ExecutionCancelled(CancelBase):
+    """Terminal: someone cancelled the execution while it waited to start attempt
+    ``attempt`` (its first, or a retry). If that attempt's start came first on the log,
+    the cancel lost, and changes nothing."""
+
+    type: Literal["execution_cancelled.v1"] = "execution_cancelled.v1"
+
+
+class CancelRequested(CancelBase):
+    """Someone cancelled the execution while attempt ``attempt - 1`` ran: that attempt
+    finishes, and attempt ``attempt`` never runs. If the running attempt fails, the
+    execution ends cancelled there (no retry); if it succeeds, it ends succeeded (the
+    result is kept: the cancel came too late to matter)."""
+
+    type: Literal["cancel_requested.v1"] = "cancel_requested.v1"
+
+
 Event = Annotated[
     ExecutionRequested
     | AttemptStarted
@@ -127,7 +164,9 @@ Event = Annotated[
     | ExecutionSucceeded
     | ExecutionFailed
     | ChildReused
-    | RerunRequested,
+    | RerunRequested
+    | ExecutionCancelled
+    | CancelRequested,
     Field(discriminator="type"),
 ]
 """One discriminated union: the only way events are read."""
@@ -149,9 +188,13 @@ EVENT_TYPES: tuple[type[EventBase], ...] = (
     ExecutionFailed,
     ChildReused,
     RerunRequested,
+    ExecutionCancelled,
+    CancelRequested,
 )
 
-TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1")
+TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1", "execution_cancelled.v1")
+"""Types that end an execution when they are news. ``cancel_requested`` is not one: the
+execution it stops ends when its running attempt does (see ``CancelRequested``)."""
 
 
 def event_id(execution_id: str, attempt: int, kind: str) -> str:

@@ -23,6 +23,10 @@ class FailureCause(StrEnum):
     deep, an integer past 64 bits, NaN): not recorded; the attempt follows its policy.
     Added to ``attempt_failed.v1`` / ``execution_failed.v1`` as new enum values: older
     readers that do not know them refuse such events, newer ones read every old event."""
+    NOT_RETRYABLE = "not_retryable"
+    """The function raised an exception its task says is not worth retrying (``dont_retry=``,
+    or not one of ``retry_on=``): the execution ends at once, whatever retries are left.
+    A new enum value, like the two above."""
 
 
 class ErrorInfo(WireModel):

@@ -1,6 +1,7 @@
 """The engine: retry policy, decider and fold. Pure: no I/O, clock, randomness or logging."""
 
 from ricochet.engine.commands import (
+    CancelExecution,
     Command,
     NoteRerun,
     RecordFailure,
@@ -14,6 +15,7 @@ from ricochet.engine.decider import Decision, decide, fold, run
 from ricochet.engine.evolve import evolve, progress_of
 from ricochet.engine.policy import parse_retries, retry_delay, schedule
 from ricochet.engine.projection import Projection, project
+from ricochet.engine.retry_filter import RETRY_ANY, RetryFilter, parse_retry_filter
 from ricochet.engine.state import (
     TERMINAL,
     AttemptState,
@@ -22,14 +24,17 @@ from ricochet.engine.state import (
     awaiting_attempt,
     initial,
 )
-from ricochet.errors import InvalidRetryPolicy
+from ricochet.errors import InvalidRetryFilter, InvalidRetryPolicy
 
 __all__ = [
+    "RETRY_ANY",
     "TERMINAL",
     "AttemptState",
+    "CancelExecution",
     "Command",
     "Decision",
     "ExecutionState",
+    "InvalidRetryFilter",
     "InvalidRetryPolicy",
     "NoteRerun",
     "Projection",
@@ -38,6 +43,7 @@ __all__ = [
     "RejectExecution",
     "Rejected",
     "RequestExecution",
+    "RetryFilter",
     "StartAttempt",
     "Status",
     "awaiting_attempt",
@@ -46,6 +52,7 @@ __all__ = [
     "fold",
     "initial",
     "parse_retries",
+    "parse_retry_filter",
     "progress_of",
     "project",
     "retry_delay",

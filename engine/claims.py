@@ -8,13 +8,19 @@ order every worker agrees on. A worker remembers the first claims it has seen
 lately (``FirstStarts``); a copy whose attempt may have started before that
 memory begins is checked against the log itself (``judge_copy``).
 
+A cancel claims the attempt it pre-empts the same way (``contracts.CancelBase``),
+but earlier than any start of it could be: while the attempt waits in a delay
+queue, or while the one before it runs. So cancels are held past the horizon
+(up to ``HELD_CANCELS`` of them), and a copy is covered only if the memory also
+began before the earliest cancel it must obey (``cancel_floor``).
+
 Pure: times come in as arguments; the worker's ``ClaimBook`` does the I/O.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -22,6 +28,11 @@ from enum import Enum
 CLOCK_SKEW = timedelta(seconds=30)
 """Hosts' clocks differ: a time written by another host is trusted to within this much."""
 BUCKETS = 4
+HELD_CANCELS = 100_000
+"""Cancel claims a worker holds (about 100 bytes each); past that, the oldest go and the
+memory stops vouching for cancels before then (copies older than that ask the log)."""
+CLAIM_PREFIXES = ("attempt_started.", "execution_cancelled.", "cancel_requested.")
+CANCEL_PREFIXES = CLAIM_PREFIXES[1:]
 
 
 class Copy(Enum):
@@ -62,12 +73,48 @@ def memory_covers(
     return earliest - CLOCK_SKEW >= remembered
 
 
+def cancel_floor(
+    attempt: int, requested_at_ms: int | None, published_at: datetime | None
+) -> datetime | None:
+    """The earliest a cancel that this copy must obey can be on the log.
+
+    A first attempt: its request. A retry: its message's publish. A cancel recorded
+    before the retry was scheduled was seen by whoever scheduled it (a worker's claim
+    book, the supervisor's fold), who then scheduled none; one that came within their
+    lag of reading the log is recorded within the clock skew of the publish.
+    """
+    if attempt == 1 and requested_at_ms is not None:
+        with contextlib.suppress(OverflowError, ValueError, OSError):
+            return datetime.fromtimestamp(requested_at_ms / 1000, UTC)
+    return published_at
+
+
+def cancels_covered(floor: datetime | None, held_since: datetime | None) -> bool:
+    """Has a memory holding every cancel claim seen since ``held_since`` seen every cancel
+    a copy with this ``floor`` must obey?"""
+    if floor is None or held_since is None:
+        return False
+    return floor - CLOCK_SKEW >= held_since
+
+
+def is_claim(raw: dict[str, object]) -> bool:
+    """A start or a cancel, as parsed JSON: what claims an attempt."""
+    type_ = raw.get("type")
+    return isinstance(type_, str) and type_.startswith(CLAIM_PREFIXES)
+
+
+def is_cancel(raw: dict[str, object]) -> bool:
+    type_ = raw.get("type")
+    return isinstance(type_, str) and type_.startswith(CANCEL_PREFIXES)
+
+
 def judge_copy(covered: bool, started_lately: bool) -> Copy:
-    """A delivery's fate before its try: drop it if its attempt is known to have
-    started, try it if the memory covers its attempt, else ask the log."""
-    if not covered:
-        return Copy.ASK_LOG
-    return Copy.DROP if started_lately else Copy.TRY
+    """A delivery's fate before its try: drop it if its attempt is known to have been
+    claimed (whatever the memory covers: what it holds is on the log), try it if the
+    memory covers its attempt, else ask the log."""
+    if started_lately:
+        return Copy.DROP
+    return Copy.TRY if covered else Copy.ASK_LOG
 
 
 def scan_floor(published_at: datetime | None) -> datetime | None:
@@ -86,22 +133,41 @@ class FirstStarts:
 
     horizon_s: float
     buckets: deque[tuple[float, dict[int, int]]] = field(default_factory=deque)
+    held: OrderedDict[int, int] = field(default_factory=OrderedDict)
+    """Cancel claims that won, oldest first, kept past the horizon (see the module)."""
+    hold_capacity: int = HELD_CANCELS
+    dropped_holds: int = 0
+    """Cancels forgotten for room: the memory no longer vouches for cancels before then."""
 
     def first(self, attempt: int) -> int | None:
         """The first claim seen for ``attempt``, or None."""
+        if self.held:
+            held = self.held.get(attempt)
+            if held is not None:
+                return held
         for _, firsts in self.buckets:
             found = firsts.get(attempt)
             if found is not None:
                 return found
         return None
 
-    def note(self, attempt: int, claim: int, now: float) -> bool:
-        """A start of ``attempt`` by ``claim`` was read; True if it is the first."""
+    def note(self, attempt: int, claim: int, now: float, *, hold: bool = False) -> bool:
+        """A claim of ``attempt`` (a start; a cancel with ``hold``) was read; True if it is
+        the first."""
         first = self.first(attempt)
         if first is None:
-            self._current(now)[attempt] = claim
+            if hold:
+                self._hold(attempt, claim)
+            else:
+                self._current(now)[attempt] = claim
             return True
         return first == claim
+
+    def _hold(self, attempt: int, claim: int) -> None:
+        self.held[attempt] = claim
+        while len(self.held) > self.hold_capacity:
+            self.held.popitem(last=False)
+            self.dropped_holds += 1
 
     def _current(self, now: float) -> dict[int, int]:
         width = self.horizon_s / BUCKETS

@@ -77,8 +77,26 @@ class NoteRerun:
     now: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class CancelExecution:
+    """Stop the execution: no attempt starts from now on; one that runs finishes.
+
+    ``claim`` names this one try, as a start's does (``contracts.CancelBase``)."""
+
+    claim: str
+    now: datetime
+    reason: str = ""
+    source: str = "api"
+
+
 Command = (
-    RequestExecution | StartAttempt | RecordSuccess | RecordFailure | RejectExecution | NoteRerun
+    RequestExecution
+    | StartAttempt
+    | RecordSuccess
+    | RecordFailure
+    | RejectExecution
+    | NoteRerun
+    | CancelExecution
 )
 
 

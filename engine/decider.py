@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, timedelta
-from typing import assert_never
+from typing import TypeVar, assert_never
 
 from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    CancelRequested,
     Event,
+    ExecutionCancelled,
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
@@ -22,6 +24,7 @@ from ricochet.contracts import (
     event_id,
 )
 from ricochet.engine.commands import (
+    CancelExecution,
     Command,
     NoteRerun,
     RecordFailure,
@@ -53,6 +56,8 @@ def decide(command: Command, state: ExecutionState) -> Decision:
             return _reject(command, state)
         case NoteRerun():
             return _note_rerun(command, state)
+        case CancelExecution():
+            return _cancel(command, state)
         case _:
             assert_never(command)
 
@@ -84,6 +89,10 @@ def _start(command: StartAttempt, state: ExecutionState) -> Decision:
         return Rejected(
             f"attempt {command.attempt} is not the one awaited (next is {state.next_attempt},"
             f" status {state.status})"
+        )
+    if state.cancel_from is not None and command.attempt >= state.cancel_from:
+        return Rejected(
+            f"execution {state.execution_id} was cancelled from attempt {state.cancel_from}"
         )
     if command.attempt > command.policy.max_attempts:
         return Rejected(
@@ -146,6 +155,8 @@ def _fail(command: RecordFailure, state: ExecutionState) -> Decision:
         cause=command.cause,
         error=command.error,
     )
+    if state.cancel_from == attempt + 1:
+        return (failed,)  # a cancel waits for this attempt: its failure ends the execution
     delay = retry_delay(state.policy, attempt) if command.retryable else None
     if delay is None:
         ended = ExecutionFailed(
@@ -200,6 +211,39 @@ def _note_rerun(command: NoteRerun, state: ExecutionState) -> Decision:
             at=command.now,
             rerun_id=command.rerun_id,
         ),
+    )
+
+
+def _cancel(command: CancelExecution, state: ExecutionState) -> Decision:
+    """Claim the next attempt that would run: at once if nothing runs, else the one after
+    the running attempt (which finishes). Nothing to record if a cancel already stops it."""
+    if state.status is Status.UNKNOWN:
+        return Rejected(f"execution {state.execution_id} is not in the log")
+    if state.is_terminal:
+        return Rejected(f"execution {state.execution_id} has already ended ({state.status})")
+    running = state.status is Status.RUNNING
+    claimed = state.next_attempt + 1 if running else state.next_attempt
+    if state.cancel_from is not None and state.cancel_from <= claimed:
+        return ()
+    if running:
+        return (_cancel_event(CancelRequested, "cancel-requested", claimed, command, state),)
+    return (_cancel_event(ExecutionCancelled, "cancelled", claimed, command, state),)
+
+
+C = TypeVar("C", ExecutionCancelled, CancelRequested)
+
+
+def _cancel_event(
+    kind: type[C], name: str, claimed: int, command: CancelExecution, state: ExecutionState
+) -> C:
+    return kind(
+        event_id=event_id(state.execution_id, claimed, name),
+        execution_id=state.execution_id,
+        attempt=claimed,
+        at=command.now,
+        claim=command.claim,
+        reason=command.reason,
+        source=command.source,
     )
 
 

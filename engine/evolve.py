@@ -3,6 +3,12 @@
 ``ChildReused`` is a note in the parent's history, not a change of its state: it
 sits at its attempt's start, so it is always old news to the fold.
 
+A cancel (``ExecutionCancelled``, ``CancelRequested``) claims the attempt it names,
+as a start would: it wins only if that attempt has not started, and then nothing of
+that attempt or later is news any more. It ends the execution at once when nothing
+runs; while the attempt before it runs, that attempt's failure ends it (cancelled,
+no retry) and its success ends it succeeded (``engine.cancel``).
+
 Every fact has a place in the execution's progress: (attempt, phase). A fact at
 or before the current progress is a duplicate or a late straggler (a zombie
 worker's result after its attempt was declared lost, say) and is ignored, so
@@ -18,16 +24,20 @@ from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    CancelRequested,
     ChildReused,
     Event,
+    ExecutionCancelled,
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
     RerunRequested,
     RetryScheduled,
 )
+from ricochet.engine.cancel import apply_cancel, ends_cancelled
 from ricochet.engine.state import (
     AttemptState,
+    CancelNote,
     ExecutionState,
     Status,
     with_attempt_changes,
@@ -51,8 +61,13 @@ PHASES: dict[type[Event], int] = {
     ExecutionSucceeded: PHASE_TERMINAL,
     ExecutionFailed: PHASE_TERMINAL,
     RerunRequested: PHASE_TERMINAL,
+    ExecutionCancelled: PHASE_STARTED,
+    CancelRequested: PHASE_STARTED,
 }
 """Each event type's phase within its attempt (a table: the fold's hottest lookup)."""
+
+
+CANCELS = (ExecutionCancelled, CancelRequested)
 
 
 def progress_of(event: Event) -> tuple[int, int]:
@@ -64,18 +79,54 @@ def progress_of(event: Event) -> tuple[int, int]:
 def evolve(state: ExecutionState, event: Event) -> ExecutionState:
     """The state after ``event``; unchanged when the event is old news.
 
-    A rerun is noted on the original whatever its progress (it has usually ended).
-    Each event makes one copy of the state: ``_changes`` says what differs.
+    A rerun is noted on the original whatever its progress (it has usually ended);
+    a cancel claims its attempt (``engine.cancel``). Each other event makes one copy
+    of the state: ``_changes`` says what differs.
     """
-    if isinstance(event, RerunRequested):
-        if event.rerun_id in state.reruns:
-            return state
-        return with_state_changes(state, {"reruns": (*state.reruns, event.rerun_id)})
+    special = SPECIAL.get(type(event))
+    if special is not None:
+        return special(state, event)
     progress = progress_of(event)
     if state.is_terminal or progress <= state.progress:
         return state
+    if state.cancel is not None:
+        return _while_cancelling(state, event, progress, state.cancel)
     changes = _changes(state, event)
     changes["progress"] = progress
+    return with_state_changes(state, changes)
+
+
+def _rerun(state: ExecutionState, event: Event) -> ExecutionState:
+    assert isinstance(event, RerunRequested)
+    if event.rerun_id in state.reruns:
+        return state
+    return with_state_changes(state, {"reruns": (*state.reruns, event.rerun_id)})
+
+
+def _cancel(state: ExecutionState, event: Event) -> ExecutionState:
+    assert isinstance(event, CANCELS)
+    return apply_cancel(state, event)
+
+
+SPECIAL: dict[type[Event], Callable[[ExecutionState, Event], ExecutionState]] = {
+    RerunRequested: _rerun,
+    ExecutionCancelled: _cancel,
+    CancelRequested: _cancel,
+}
+"""Events outside the attempt-by-attempt progress (one table lookup on the hot path)."""
+
+
+def _while_cancelling(
+    state: ExecutionState, event: Event, progress: tuple[int, int], cancel: CancelNote
+) -> ExecutionState:
+    """A cancel stops attempt ``cancel.attempt`` and later: their claims lost; the failure
+    of the attempt just before ends the execution, cancelled."""
+    if event.attempt >= cancel.attempt:
+        return state
+    changes = _changes(state, event)
+    changes["progress"] = progress
+    if isinstance(event, AttemptFailed) and event.attempt == cancel.attempt - 1:
+        changes.update(ends_cancelled(state, event.at, event.attempt))
     return with_state_changes(state, changes)
 
 
@@ -110,8 +161,8 @@ def _changes(state: ExecutionState, event: Event) -> Changes:
                 "cause": event.cause,
                 "ended_at": event.at,
             }
-        case ChildReused() | RerunRequested():
-            return {}
+        case ChildReused() | RerunRequested() | ExecutionCancelled() | CancelRequested():
+            return {}  # notes, or handled before (``evolve``)
         case _:
             assert_never(event)
 

@@ -25,9 +25,12 @@ class Projection:
     def apply(self, event: Event) -> ExecutionState:
         """Fold one event in; returns the execution's new state."""
         before = self.executions.get(event.execution_id)
-        after = evolve(before or initial(event.execution_id), event)
-        if after is before:
-            self.ignored += 1
+        current = before or initial(event.execution_id)
+        after = evolve(current, event)
+        if before is None:
+            self.executions[event.execution_id] = after
+        if after is current:
+            self.ignored += 1  # old news, or a cancel of an execution not in the log
         else:
             self.executions[event.execution_id] = after
             self.applied += 1

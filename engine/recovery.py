@@ -14,7 +14,7 @@ from datetime import datetime
 from ricochet.contracts import ErrorInfo, Event, FailureCause, RetryScheduled, WorkMessage
 from ricochet.engine.commands import RecordFailure, Rejected
 from ricochet.engine.decider import run
-from ricochet.engine.state import ExecutionState
+from ricochet.engine.state import ExecutionState, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,5 +77,5 @@ def judge_loss(
     if isinstance(decision, Rejected):
         return None
     retry = scheduled_retry(decision) if retryable else None
-    poison = retryable and retry is None and after.is_terminal and looks_poisoned(after)
+    poison = retryable and retry is None and after.status is Status.FAILED and looks_poisoned(after)
     return Loss(decision, retry, poison, after)

@@ -15,7 +15,7 @@ from ricochet.contracts import ErrorInfo, FailureCause, Json, RetryPolicy
 
 
 class Status(StrEnum):
-    """Where an execution is; the last two are terminal."""
+    """Where an execution is; the last three are terminal."""
 
     UNKNOWN = "unknown"
     PENDING = "pending"
@@ -23,9 +23,10 @@ class Status(StrEnum):
     RETRY_SCHEDULED = "retry_scheduled"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED})
+TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,16 @@ class AttemptState:
     error: ErrorInfo | None = None
     delay_before_s: float | None = None
     due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelNote:
+    """A cancel that won its claim on ``attempt``; ``at``: when it was recorded (the end
+    may come later, with the attempt that was running)."""
+
+    attempt: int
+    reason: str = ""
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +82,18 @@ class ExecutionState:
     cause: FailureCause | None = None
     ended_at: datetime | None = None
     progress: tuple[int, int] = (0, -1)
+    cancel: CancelNote | None = None
+    """A cancel that won (one field, not three: the fold copies every field per event)."""
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def cancel_from(self) -> int | None:
+        """The attempt a cancel claimed: it and every later one never run. While the one
+        before it still runs, the execution ends when that attempt does."""
+        return None if self.cancel is None else self.cancel.attempt
 
 
 def initial(execution_id: str) -> ExecutionState:

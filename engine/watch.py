@@ -53,6 +53,7 @@ class Kind(Enum):
     ATTEMPT_ENDED = "attempt ended"
     RETRY_SCHEDULED = "retry scheduled"
     ENDED = "ended"
+    CANCEL = "cancel"
     OTHER = "other"
 
 
@@ -66,9 +67,13 @@ KINDS = {
     "execution_failed": Kind.ENDED,
     "child_reused": Kind.OTHER,
     "rerun_requested": Kind.OTHER,
+    "execution_cancelled": Kind.CANCEL,
+    "cancel_requested": Kind.CANCEL,
 }
 """By type name without its version: a new version of a type means the same thing."""
 BEGINNINGS = frozenset({Kind.REQUESTED, Kind.STARTED})
+CANCEL_MARKS = (b'"execution_cancelled.', b'"cancel_requested.')
+"""In a kept event's JSON, a cancel's type; a false hit (an argument) costs one fold."""
 """The events that can make the supervisor watch an execution it does not know."""
 
 
@@ -119,6 +124,9 @@ class Watch:
     unstarted: deque[tuple[float, str]] = field(default_factory=deque)
     """Requested executions by when the watch first saw them, oldest first: where
     ``orphans`` looks for requests whose work never reached a worker."""
+    cancelling: set[str] = field(default_factory=set)
+    """Live executions with a cancel on the log: they may end with no terminal event (a
+    cancel waits for the running attempt), so the watch folds them when an attempt ends."""
     malformed: int = 0
     """Events left out: not even the fields the watch reads, or not valid when folded."""
 
@@ -157,11 +165,23 @@ class Watch:
         elif kind is Kind.ATTEMPT_ENDED:
             self.vigil.ended(key)
             live.attempt_ended(key[1])
+            self._forget_if_cancelled(key[0])
         elif kind is Kind.RETRY_SCHEDULED:
             live.expect_retry(raw, key[1])
             self.awaiting_retry.add(key[0])
         elif kind is Kind.ENDED:
             self.forget(key[0])
+        elif kind is Kind.CANCEL:
+            self.cancelling.add(key[0])
+            self._forget_if_cancelled(key[0])
+
+    def _forget_if_cancelled(self, execution_id: str) -> None:
+        """A cancel ends an execution by the fold, not always by a terminal event: ask it
+        (rarely: only executions someone cancelled)."""
+        if execution_id in self.cancelling:
+            state = self.state_of(execution_id)
+            if state is not None and state.is_terminal:
+                self.forget(execution_id)
 
     def _note_key(self, raw: RawEvent) -> None:
         key, at = raw.get("idempotency_key"), as_time(raw.get("at"))
@@ -172,6 +192,7 @@ class Watch:
         """An execution ended: nothing of it is kept but its id, for a while."""
         live = self.live.pop(execution_id, None)
         self.awaiting_retry.discard(execution_id)
+        self.cancelling.discard(execution_id)
         if live is not None:
             for attempt in live.open_attempts:
                 self.vigil.ended((execution_id, attempt))
@@ -262,6 +283,8 @@ class Watch:
                 self.awaiting_retry.add(execution_id)
             if not record.ever_started:
                 self.unstarted.append((now, execution_id))
+            if any(mark in event for event in record.events for mark in CANCEL_MARKS):
+                self.cancelling.add(execution_id)
             for attempt, (at, _) in record.open_attempts.items():
                 self.vigil.started((execution_id, attempt), vouched_at(at))
         self.recovered.update(recovered)
@@ -270,6 +293,7 @@ class Watch:
         """Forget everything (a take-over starts from its checkpoint, not from leftovers)."""
         self.live.clear()
         self.awaiting_retry.clear()
+        self.cancelling.clear()
         self.unstarted.clear()
         self.vigil.vouched.clear()
         self.keys.buckets.clear()

@@ -45,7 +45,13 @@ class InvalidTimeout(RicochetError, ValueError):
 
 
 class InvalidRetryFilter(RicochetError, ValueError):
-    """A ``retry_on=``/``dont_retry=`` that is not a tuple of exception classes."""
+    """A ``retry_on=``/``dont_retry=`` that is not a tuple of exception classes; raised
+    when the task is declared."""
+
+    def __init__(self, task_name: str, argument: str, value: object, why: str) -> None:
+        super().__init__(f"task {task_name!r}: invalid {argument}={value!r}: {why}")
+        self.task_name = task_name
+        self.value = value
 
 
 class DuplicateTarget(RicochetError, ValueError):
@@ -100,6 +106,17 @@ class UnknownTarget(RicochetError, LookupError):
 
 class CannotDebug(RicochetError, LookupError):
     """The execution, its target or the attempt cannot be found."""
+
+
+class UnknownExecution(RicochetError, LookupError):
+    """No request for this execution id is in the log (a typo, or older than its retention)."""
+
+
+# -- a command that does not apply -------------------------------------------------------
+
+
+class CannotCancel(RicochetError, ValueError):
+    """The execution has already ended (succeeded, failed or cancelled): nothing to stop."""
 
 
 # -- the broker and the process -----------------------------------------------------------

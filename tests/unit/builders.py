@@ -12,8 +12,10 @@ from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    CancelRequested,
     ErrorInfo,
     Event,
+    ExecutionCancelled,
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
@@ -149,6 +151,36 @@ def execution_failed(
     )
 
 
+def cancelled(
+    attempt: int, seconds: float, reason: str = "", claim: str = "cancel-1"
+) -> ExecutionCancelled:
+    """Someone cancelled the execution while it waited to start ``attempt``."""
+    return ExecutionCancelled(
+        event_id=event_id(EXECUTION, attempt, "cancelled"),
+        execution_id=EXECUTION,
+        attempt=attempt,
+        at=at(seconds),
+        claim=claim,
+        reason=reason,
+        source="cli",
+    )
+
+
+def cancel_requested(
+    attempt: int, seconds: float, reason: str = "", claim: str = "cancel-1"
+) -> CancelRequested:
+    """Someone cancelled the execution while attempt ``attempt - 1`` ran."""
+    return CancelRequested(
+        event_id=event_id(EXECUTION, attempt, "cancel-requested"),
+        execution_id=EXECUTION,
+        attempt=attempt,
+        at=at(seconds),
+        claim=claim,
+        reason=reason,
+        source="cli",
+    )
+
+
 RESULT: Json = {"invoice": 42, "sent": True}
 
 FAIL_THEN_SUCCEED: tuple[Event, ...] = (
@@ -173,5 +205,7 @@ EVERY_EVENT_TYPE: tuple[Event, ...] = (
         at=at(50),
         rerun_id="x",
     ),
+    cancelled(3, 60, "the invoice was sent by hand"),
+    cancel_requested(4, 61),
 )
 """At least one realistic instance of every event type (not one history)."""

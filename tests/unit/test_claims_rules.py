@@ -34,6 +34,11 @@ def test_a_copy_whose_attempt_never_started_tries() -> None:
     assert Copy.TRY == judge_copy(covered=True, started_lately=False)
 
 
+def test_a_copy_whose_attempt_the_memory_saw_claimed_is_dropped_even_if_not_covered() -> None:
+    """What the memory holds is on the log: a cancel held past the horizon, say."""
+    assert Copy.DROP == judge_copy(covered=False, started_lately=True)
+
+
 def test_a_copy_older_than_the_memory_asks_the_log() -> None:
     """Given the attempt may have started before the memory began, the log decides."""
     assert Copy.ASK_LOG == judge_copy(covered=False, started_lately=False)

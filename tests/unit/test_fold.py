@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ricochet.contracts import Event, FailureCause, RetryPolicy
 from ricochet.engine import (
     AttemptState,
+    CancelExecution,
     Command,
     ExecutionState,
     Projection,
@@ -257,8 +258,13 @@ def histories(draw: st.DrawFn) -> list[Event]:
     attempt = 1
     while not state.is_terminal:
         now = max(now, state.next_due_at or now) + timedelta(seconds=draw(st.integers(0, 5)))
+        if draw(st.integers(0, 19)) == 0:  # cancelled while waiting: the history ends
+            record(CancelExecution(f"claim-{attempt}", now))
+            break
         record(StartAttempt(attempt, draw(st.sampled_from([WORKER_1, WORKER_2])), policy, now))
         now += timedelta(seconds=draw(st.integers(0, 100)))
+        if draw(st.integers(0, 9)) == 0:  # cancelled while running: this attempt is the last
+            record(CancelExecution(f"claim-{attempt}", now))
         outcome = draw(st.sampled_from(["success", "failure", "lost", "fatal"]))
         if outcome == "success":
             record(RecordSuccess(attempt, {"attempt": attempt}, now, WORKER_1))

@@ -20,8 +20,11 @@ from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     AttemptSucceeded,
+    CancelRequested,
     ChildReused,
+    ErrorInfo,
     Event,
+    ExecutionCancelled,
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
@@ -31,8 +34,18 @@ from ricochet.contracts import (
     decode_batch,
     encode_batch,
 )
-from ricochet.engine import AttemptState, ExecutionState, Status, evolve, fold, initial, project
+from ricochet.engine import (
+    TERMINAL,
+    AttemptState,
+    ExecutionState,
+    Status,
+    evolve,
+    fold,
+    initial,
+    project,
+)
 from ricochet.engine.children import child_id, reused
+from ricochet.engine.state import CancelNote
 from tests.unit.builders import (
     EXECUTION,
     POLICY,
@@ -56,7 +69,7 @@ def reference_progress(event: Event) -> tuple[int, int]:
     match event:
         case ExecutionRequested():
             return (0, 0)
-        case AttemptStarted() | ChildReused():
+        case AttemptStarted() | ChildReused() | ExecutionCancelled() | CancelRequested():
             return (event.attempt, 1)
         case AttemptSucceeded() | AttemptFailed():
             return (event.attempt, 2)
@@ -74,10 +87,52 @@ def reference_evolve(state: ExecutionState, event: Event) -> ExecutionState:
         if event.rerun_id in state.reruns:
             return state
         return replace(state, reruns=(*state.reruns, event.rerun_id))
+    if isinstance(event, ExecutionCancelled | CancelRequested):
+        return reference_cancel(state, event)
     progress = reference_progress(event)
-    if state.status in (Status.SUCCEEDED, Status.FAILED) or progress <= state.progress:
+    if state.status in TERMINAL or progress <= state.progress:
         return state
-    return reference_apply(replace(state, progress=progress), event)
+    if state.cancel_from is not None and event.attempt >= state.cancel_from:
+        return state
+    after = reference_apply(replace(state, progress=progress), event)
+    ended = isinstance(event, AttemptFailed) and event.attempt + 1 == state.cancel_from
+    if ended:
+        return reference_end_cancelled(after, event.at, f"while attempt {event.attempt} ran")
+    return after
+
+
+def reference_cancel(
+    state: ExecutionState, event: ExecutionCancelled | CancelRequested
+) -> ExecutionState:
+    """A cancel claims attempt ``event.attempt``: it ends an execution waiting for that
+    attempt, else waits for the one before it to fail; it loses to a start of its
+    attempt or an end already there, and to an earlier cancel of an earlier attempt."""
+    if state.status in TERMINAL or state.progress >= (event.attempt, 1):
+        return state
+    if state.cancel is not None and state.cancel.attempt <= event.attempt:
+        return state
+    noted = replace(state, cancel=CancelNote(event.attempt, event.reason, event.at))
+    waiting = state.status in (Status.PENDING, Status.RETRY_SCHEDULED)
+    if waiting and state.next_attempt == event.attempt:
+        before = "it started" if event.attempt == 1 else f"attempt {event.attempt}"
+        return reference_end_cancelled(noted, event.at, f"before {before}")
+    return noted
+
+
+def reference_end_cancelled(state: ExecutionState, at: Any, when: str) -> ExecutionState:
+    message = f"execution {state.execution_id} was cancelled {when}"
+    if when.startswith("while"):
+        message += "; that attempt failed and was not retried"
+    if state.cancel is not None and state.cancel.reason:
+        message += f": {state.cancel.reason}"
+    return replace(
+        state,
+        status=Status.CANCELLED,
+        ended_at=at,
+        next_due_at=None,
+        next_delay_s=None,
+        error=ErrorInfo(type="Cancelled", message=message),
+    )
 
 
 def reference_apply(state: ExecutionState, event: Event) -> ExecutionState:
@@ -142,6 +197,8 @@ def reference_apply(state: ExecutionState, event: Event) -> ExecutionState:
             )
         case ChildReused() | RerunRequested():  # a note; a rerun never gets this far
             return state
+        case ExecutionCancelled() | CancelRequested():  # handled before
+            return state
         case _:
             assert_never(event)
 
@@ -190,6 +247,18 @@ def reruns(draw_id: str, attempt: int, second: int) -> RerunRequested:
     )
 
 
+def cancels(attempt: int, second: int, reason: str, running: bool) -> Event:
+    kind = CancelRequested if running else ExecutionCancelled
+    return kind(
+        event_id=f"{EXECUTION}/{attempt}/{kind.__name__}",
+        execution_id=EXECUTION,
+        attempt=attempt,
+        at=at(second),
+        claim=f"claim-{second}",
+        reason=reason,
+    )
+
+
 any_event: st.SearchStrategy[Event] = st.one_of(
     st.builds(requested, seconds),
     st.builds(started, attempts, seconds, workers, policies),
@@ -209,6 +278,13 @@ any_event: st.SearchStrategy[Event] = st.one_of(
         seconds.map(at),
     ),
     st.builds(reruns, st.sampled_from(["x", "y"]), attempts, seconds),
+    st.builds(
+        cancels,
+        st.integers(min_value=1, max_value=4),
+        seconds,
+        st.sampled_from(["", "not needed"]),
+        st.booleans(),
+    ),
 )
 """Any event of one execution (and some starts of another), in no particular order."""
 

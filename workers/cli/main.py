@@ -52,6 +52,7 @@ for command in (
     running.projector_command,
     starting.submit_command,
     starting.rerun_command,
+    starting.cancel_command,
     reading.status_command,
     reading.executions_command,
     reading.debug_command,

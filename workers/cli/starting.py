@@ -1,4 +1,5 @@
-"""Commands that start executions: ``submit`` and ``rerun``, and reporting their end."""
+"""Commands that start executions (``submit``, ``rerun``), report their end, or stop
+them (``cancel``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import click
 import orjson
 
 from ricochet.contracts import Json
-from ricochet.errors import RemoteError, UnknownTarget
+from ricochet.contracts.events import MAX_REASON_CHARS
+from ricochet.engine import ExecutionState, Status
+from ricochet.errors import CannotCancel, RemoteError, UnknownExecution, UnknownTarget
 from ricochet.workers.cli.options import connection_options, json_arg, run, settings_of
 from ricochet.workers.client.client import Client
 from ricochet.workers.client.handle import Handle
@@ -65,6 +68,38 @@ async def rerun(settings: Settings, execution_id: str, wait: bool, timeout: floa
         return await _report(handle, timeout) if wait else 0
 
 
+async def cancel(settings: Settings, execution_id: str, reason: str) -> int:
+    """Exit 0 once the cancel is on the log; 1 if the execution has ended; 2 if unknown."""
+    async with Client(settings, source="cli") as client:
+        try:
+            state = await client.cancel(execution_id, reason)
+        except UnknownExecution as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except CannotCancel as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    print(cancel_report(state))
+    return 0
+
+
+def cancel_report(state: ExecutionState) -> str:
+    """One line for a person: what the cancel did, or will do."""
+    execution_id = state.execution_id
+    if state.status is Status.CANCELLED:
+        return f"cancelled {execution_id}: attempt {state.cancel_from} will not run"
+    running = (state.cancel_from or 1) - 1
+    if state.status is Status.SUCCEEDED:
+        return (
+            f"cancel of {execution_id} recorded, but attempt {running} succeeded meanwhile:"
+            " its result is kept"
+        )
+    return (
+        f"cancel of {execution_id} recorded: attempt {running} is running; it finishes,"
+        " and nothing runs after it"
+    )
+
+
 @click.command("submit")
 @click.argument("target")
 @click.option("--args", "args_json", default="[]", help="JSON array of positional arguments.")
@@ -102,3 +137,17 @@ def submit_command(
 def rerun_command(ctx: click.Context, execution_id: str, wait: bool, timeout: float | None) -> None:
     """Start EXECUTION_ID's target again with the same inputs (linked both ways)."""
     run(lambda: rerun(settings_of(ctx), execution_id, wait, timeout))
+
+
+@click.command("cancel")
+@click.argument("execution_id")
+@click.option("--reason", default="", help="Why, for whoever reads the log (one line).")
+@connection_options
+@click.pass_context
+def cancel_command(ctx: click.Context, execution_id: str, reason: str) -> None:
+    """Stop EXECUTION_ID: if it waits (to start, or for a retry) it ends cancelled now; if
+    an attempt runs, that attempt finishes and nothing runs after it. Exit 1 if it has
+    already ended, 2 if the log has no such execution."""
+    if len(reason) > MAX_REASON_CHARS:
+        raise click.BadParameter(f"at most {MAX_REASON_CHARS} characters", param_hint="--reason")
+    run(lambda: cancel(settings_of(ctx), execution_id, reason))

@@ -16,6 +16,7 @@ from ricochet.engine import ExecutionState, NoteRerun, Rejected, RequestExecutio
 from ricochet.errors import NoClient, UnknownTarget
 from ricochet.workers.amqp.broker import connect, persistent_message, publish, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core
+from ricochet.workers.client.cancel import Canceller
 from ricochet.workers.client.dispatch import Dispatcher, execution_id_for, rejected
 from ricochet.workers.client.handle import Handle
 from ricochet.workers.client.watcher import ExecutionWatcher
@@ -44,6 +45,7 @@ class Client:
         self._connection: AbstractRobustConnection | None = None
         self._dispatcher: Dispatcher | None = None
         self._triggers: AbstractExchange | None = None
+        self._canceller: Canceller | None = None
         self._watcher = ExecutionWatcher(self.names)
         self._token: Any = None
 
@@ -55,6 +57,9 @@ class Client:
         recorder = await EventRecorder.open(channel, self.names, limits)
         work = await channel.get_exchange(self.names.work, ensure=False)
         self._dispatcher = Dispatcher(recorder, work, self._clock, limits)
+        self._canceller = Canceller(
+            self._connection, self.names, recorder, self._clock, self._source
+        )
         self._triggers = await channel.get_exchange(self.names.triggers, ensure=False)
         await self._watcher.start(self._connection, "next")
         self._token = _current.set(self)
@@ -154,6 +159,18 @@ class Client:
         assert not isinstance(note, Rejected)
         await self._dispatcher.record(note)
         return Handle(execution_id, self)
+
+    async def cancel(self, execution_id: str, reason: str = "") -> ExecutionState:
+        """Stop an execution: one waiting (to start, or for a retry) ends cancelled now;
+        one running finishes its attempt and nothing runs after it (it then ends cancelled
+        if that attempt fails, succeeded if it succeeds). Waiters get ``Cancelled``.
+
+        Returns the state once the cancel is on the log. Raises ``UnknownExecution`` if
+        the log has no such execution, ``CannotCancel`` if it has already ended. Reads
+        the whole retained log once, as ``ricochet status`` does.
+        """
+        assert self._canceller is not None, "use `async with Client(...)`"
+        return await self._canceller.cancel(execution_id, reason)
 
     def follow(self, execution_id: str) -> Handle:
         """A handle on an execution started elsewhere (a trigger, say), from now on."""

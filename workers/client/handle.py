@@ -11,9 +11,12 @@ from ricochet.errors import Cancelled, RemoteError
 
 
 class Waiter(Protocol):
-    """Whoever can wait for an execution to end: a ``Client``, or a worker's child service."""
+    """Whoever can wait for an execution to end, or cancel it: a ``Client``, or a
+    worker's child service."""
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState: ...
+
+    async def cancel(self, execution_id: str, reason: str = "") -> ExecutionState: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +31,13 @@ class Handle:
         return await self.waiter.wait(self.id, timeout)
 
     async def result(self, timeout: float | None = None) -> Json:
-        """The result, or ``RemoteError`` carrying the final error's type and traceback."""
+        """The result, or ``RemoteError`` carrying the final error's type and traceback
+        (``Cancelled`` if the execution was cancelled)."""
         return outcome(await self.wait(timeout))
+
+    async def cancel(self, reason: str = "") -> ExecutionState:
+        """Cancel the execution (see ``Client.cancel``)."""
+        return await self.waiter.cancel(self.id, reason)
 
 
 def outcome(state: ExecutionState) -> Json:
@@ -38,6 +46,6 @@ def outcome(state: ExecutionState) -> Json:
     if state.status is Status.SUCCEEDED:
         return state.result
     assert state.error is not None
-    if state.error.type == "Cancelled":
+    if state.status is Status.CANCELLED:
         raise Cancelled(state.execution_id, state.error)
     raise RemoteError(state.execution_id, state.error)

@@ -4,9 +4,10 @@ A work message is acked right after its ``AttemptStarted`` is confirmed. If the
 connection drops in between, the broker redelivers a message whose attempt is
 already owned (its worker runs it, or the supervisor will declare it lost).
 Running it again would break at-most-once, so a redelivered message runs only
-if the log has no ``AttemptStarted`` for it. Redeliveries are rare (reconnects,
-crashes, shutdowns), so this reads the log from the message's publish time,
-incrementally, and remembers what it saw.
+if the log has no claim on its attempt: no ``AttemptStarted``, and no cancel that
+pre-empted it (``execution_cancelled``, ``cancel_requested``: see ``engine.claims``).
+Redeliveries are rare (reconnects, crashes, shutdowns), so this reads the log from
+the message's publish time, incrementally, and remembers what it saw.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from datetime import UTC, datetime
 from aio_pika.abc import AbstractRobustConnection
 
 from ricochet.contracts import event_id
-from ricochet.engine.claims import scan_floor
-from ricochet.engine.watch import is_start
+from ricochet.engine.claims import is_claim, scan_floor
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.log.reader import Entry, Offset, scan_log
 
@@ -26,7 +26,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StartedLookup:
-    """Answers 'is there an ``AttemptStarted`` for this attempt on the log?'."""
+    """Answers 'is there a claim (a start, a cancel) of this attempt on the log?'."""
 
     def __init__(self, connection: AbstractRobustConnection, names: Names) -> None:
         self._connection = connection
@@ -45,7 +45,7 @@ class StartedLookup:
         published_at: datetime | None,
         known_after: datetime | None = None,
     ) -> bool:
-        """Did anyone record this attempt's start?
+        """Did anyone record this attempt's start, or cancel the execution before it?
 
         ``known_after``: starts after this time are known elsewhere (the claim book),
         so a scan that already reached past it need not read the log again: after a
@@ -90,12 +90,15 @@ class StartedLookup:
         self._scanned_to = scanning_to
 
     def _note(self, entry: Entry) -> None:
-        """Keep a message's claims and its starts' ids, nothing else: read as parsed JSON,
-        since a start found by mistake can only stop a body from running, never run one."""
+        """Keep a message's claims and the attempts they claim (as their start's id),
+        nothing else: read as parsed JSON, since a claim found by mistake can only stop a
+        body from running, never run one."""
         self._next_offset = entry.offset + 1
         self._published.update(entry.claims)
         if entry.message_id is not None:  # before group commit, the claim was the id
             self._published.add(entry.message_id)
         for raw in entry.raw:
-            if isinstance(raw, dict) and is_start(raw) and isinstance(raw.get("event_id"), str):
-                self._started.add(raw["event_id"])
+            if isinstance(raw, dict) and is_claim(raw):
+                execution_id, attempt = raw.get("execution_id"), raw.get("attempt")
+                if isinstance(execution_id, str) and type(attempt) is int:
+                    self._started.add(event_id(execution_id, attempt, "started"))

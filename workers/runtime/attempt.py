@@ -14,7 +14,9 @@ The order is what makes the guarantees (SPEC sections 3 and 5):
    or ``AttemptFailed`` + ``RetryScheduled`` / ``ExecutionFailed``) is recorded; a
    result outside the limits is never recorded: the attempt fails with cause
    ``result_too_large`` or ``result_not_readable`` and follows its policy;
-4. a retry message is published only after the events that schedule it are confirmed.
+4. a retry message is published only after the events that schedule it are confirmed,
+   and not at all when the next attempt is claimed already (a cancel that won: the
+   attempt's failure then ends the execution cancelled, ``engine.cancel``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -44,6 +45,7 @@ from ricochet.contracts import (
     WorkMessage,
     decode,
 )
+from ricochet.contracts.limits import cut
 from ricochet.engine import (
     Command,
     ExecutionState,
@@ -54,7 +56,8 @@ from ricochet.engine import (
     awaiting_attempt,
     run,
 )
-from ricochet.engine.claims import Copy, earliest_start, judge_copy
+from ricochet.engine.cancel import with_cancel_from
+from ricochet.engine.claims import Copy, cancel_floor, earliest_start, judge_copy
 from ricochet.engine.recovery import scheduled_retry
 from ricochet.errors import BadMessage, DecodeError, LimitExceeded
 from ricochet.workers.amqp.broker import TRANSIENT
@@ -75,6 +78,8 @@ log = get_logger(__name__)
 
 CLAIM_VERDICT_S = 60.0
 """How long a try waits to see its own start on the log before giving up running."""
+LOGGED_ERROR_CHARS = 500
+"""An error message in a log line is cut to this (the events keep it whole)."""
 START_VERIFY_S = 300.0
 """How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
 
@@ -142,10 +147,7 @@ class AttemptProcessor:
         if task is None:
             await self._reject(message, f"unknown target {delivery.work.target!r}")
             return
-        earliest = earliest_start(
-            delivery.attempt, delivery.due_at, delivery.requested_at_ms, message.timestamp
-        )
-        if await self._already_started(message, delivery, earliest):
+        if await self._already_started(message, delivery):
             return
         await self._attempt(message, delivery, task)
 
@@ -153,29 +155,27 @@ class AttemptProcessor:
         log.warning("work.dead_lettered", reason=reason, routing_key=message.routing_key)
         await self.settler.settle(message, DeadLetter(reason))
 
-    async def _already_started(
-        self, message: AbstractIncomingMessage, delivery: Delivery, earliest: datetime | None
-    ) -> bool:
-        """A copy of an attempt the log says started: someone owns it, drop this copy.
+    async def _already_started(self, message: AbstractIncomingMessage, delivery: Delivery) -> bool:
+        """A copy of an attempt the log says was claimed (started, or cancelled): someone
+        owns it, drop this copy.
 
-        The claim book answers for attempts that cannot have started before it
+        The claim book answers for attempts that cannot have been claimed before it
         began following the log (nearly all); older ones are looked up on the log.
         """
-        work = delivery.work
-        covered = self.claims.covers(earliest)
-        verdict = judge_copy(
-            covered, covered and self.claims.started(work.execution_id, delivery.attempt)
-        )
+        work, number = delivery.work, delivery.attempt
+        published = message.timestamp
+        earliest = earliest_start(number, delivery.due_at, delivery.requested_at_ms, published)
+        floor = cancel_floor(number, delivery.requested_at_ms, published)
+        covered = self.claims.covers(earliest, floor)
+        verdict = judge_copy(covered, self.claims.started(work.execution_id, number))
         if verdict is Copy.TRY:
             return False
         if verdict is Copy.ASK_LOG and not await self.started.was_started(
-            work.execution_id, delivery.attempt, earliest, known_after=self.claims.since
+            work.execution_id, number, published, known_after=self.claims.known_since
         ):
             return False
-        log.warning(
-            "work.redelivered_after_start",
-            execution_id=work.execution_id,
-            attempt=delivery.attempt,
+        log.warning(  # a redelivery of a started attempt, or a copy a cancel pre-empted
+            "work.claimed_already", execution_id=work.execution_id, attempt=number
         )
         await self.settler.settle(message, Ack())
         return True
@@ -202,8 +202,8 @@ class AttemptProcessor:
                 bound.warning("attempt.interrupted_by_shutdown")
                 await self._finish(_interrupted(), running, delivery, message.body)
                 raise
-            await self._finish(ran, running, delivery, message.body)
-            bound.info("attempt.ended", outcome=type(ran).__name__.lower())
+            recorded = await self._finish(ran, running, delivery, message.body)
+            bound.info("attempt.ended", **ended_fields(ran, recorded))
         finally:
             self.running.discard(key)
 
@@ -297,9 +297,16 @@ class AttemptProcessor:
 
     async def _finish(
         self, ran: Returned | Raised, state: ExecutionState, delivery: Delivery, body: bytes
-    ) -> None:
-        """Record the outcome (retrying through broker trouble), then publish any retry."""
+    ) -> tuple[Event, ...]:
+        """Record the outcome (retrying through broker trouble), then publish any retry;
+        the events recorded.
+
+        A next attempt claimed already can only be a cancel's claim (or a start of a copy
+        after this attempt was declared lost): no retry is recorded or published then.
+        """
         number, target = delivery.attempt, delivery.work.target
+        if self.claims.started(state.execution_id, number + 1):
+            state = with_cancel_from(state, number + 1)
         decision = self._decide(ran, state, number)
         try:
             await self.recorder.record(decision)
@@ -315,6 +322,7 @@ class AttemptProcessor:
             await self.settler.settle(None, retry)
         else:
             await self.settler.settle(None, Ack())
+        return decision
 
     def _decide(
         self, ran: Returned | Raised, state: ExecutionState, number: int
@@ -324,11 +332,30 @@ class AttemptProcessor:
         if isinstance(ran, Returned):
             command = RecordSuccess(number, ran.result, now, self.worker_id)
         else:
-            command = RecordFailure(number, ran.cause, ran.error, now, self.worker_id)
+            command = RecordFailure(
+                number, ran.cause, ran.error, now, self.worker_id, retryable=ran.retryable
+            )
         decision, _ = run(command, state)
         if isinstance(decision, Rejected):
             raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
         return decision
+
+
+def ended_fields(ran: Returned | Raised, recorded: tuple[Event, ...]) -> dict[str, object]:
+    """What ``attempt.ended`` says: the outcome; for a failure, its error and cause; and
+    what follows: the next attempt and when it is due, or how the execution ended."""
+    fields: dict[str, object] = {"outcome": type(ran).__name__.lower()}
+    if isinstance(ran, Raised):
+        error = cut(ran.error.message, LOGGED_ERROR_CHARS)
+        fields.update(cause=str(ran.cause), error_type=ran.error.type, error=error)
+    retry = scheduled_retry(recorded)
+    if retry is not None:
+        fields.update(next_attempt=retry.next_attempt, due_at=retry.due_at.isoformat())
+    elif isinstance(ran, Raised):
+        fields["execution"] = (
+            "failed" if recorded[-1].type.startswith("execution_") else "cancelled"
+        )
+    return fields
 
 
 def _unrecordable(err: LimitExceeded) -> Raised:

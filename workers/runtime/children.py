@@ -27,6 +27,7 @@ from ricochet.engine import ExecutionState, RequestExecution, Status, project
 from ricochet.engine.children import child_id, reused
 from ricochet.engine.claims import CLOCK_SKEW
 from ricochet.workers.amqp.topology import Names
+from ricochet.workers.client.cancel import Canceller
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.client.handle import Handle
 from ricochet.workers.client.watcher import ExecutionWatcher
@@ -45,6 +46,9 @@ class _Ended:
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> ExecutionState:
         return await asyncio.wait_for(self.service.wait(self.ended), timeout)
+
+    async def cancel(self, execution_id: str, reason: str = "") -> ExecutionState:
+        return await self.service.cancel(execution_id, reason)
 
 
 class ChildService:
@@ -119,6 +123,11 @@ class ChildService:
             ended = asyncio.get_running_loop().create_future()
             ended.set_result(earlier)
         return Handle(child, _Ended(self, ended))
+
+    async def cancel(self, execution_id: str, reason: str) -> ExecutionState:
+        """Cancel a child (``await handle.cancel()`` in a parent): see ``Client.cancel``."""
+        canceller = Canceller(self._connection, self._names, self._recorder, self._clock, "child")
+        return await canceller.cancel(execution_id, reason)
 
     async def wait(self, ended: asyncio.Future[ExecutionState]) -> ExecutionState:
         """Wait for a child with the parent's slot given back meanwhile."""

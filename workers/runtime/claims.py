@@ -1,13 +1,15 @@
-"""Following the log's starts, so a try learns whether it won (``engine.claims``).
+"""Following the log's claims, so a try learns whether it won (``engine.claims``).
 
-Every worker follows the log's starts from the moment it starts, and a try runs
-its body only once its own start is seen and no other start of the same attempt
-came before it (the rules are in ``engine.claims``; this is their I/O).
+Every worker follows the log's claims (starts, and cancels) from the moment it
+starts, and a try runs its body only once its own start is seen and no other
+claim of the same attempt came before it (the rules are in ``engine.claims``;
+this is their I/O).
 
 What it remembers is bounded: the first claim of each attempt started within
-the last ``horizon_s`` seconds, as two 64-bit hashes. A message whose attempt
-could have started before that (a backlog older than the horizon, or older
-than the worker) is checked against the log itself before its try
+the last ``horizon_s`` seconds, as two 64-bit hashes, and the cancels that won
+(``HELD_CANCELS`` at most). A message whose attempt could have been claimed
+before that (a backlog older than the horizon, a retry published before the
+worker started) is checked against the log itself before its try
 (``StartedLookup``), and the book still decides among tries from then on.
 """
 
@@ -22,8 +24,13 @@ from datetime import datetime
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from ricochet.engine.claims import FirstStarts, memory_covers
-from ricochet.engine.watch import is_start
+from ricochet.engine.claims import (
+    FirstStarts,
+    cancels_covered,
+    is_cancel,
+    is_claim,
+    memory_covers,
+)
 from ricochet.workers.amqp.broker import retry_pause
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.clock import Clock
@@ -32,16 +39,17 @@ from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
 
-START_MARK = b'"attempt_started.'
-"""A stream message without this holds no start: skipped without being parsed."""
+CLAIM_MARKS = (b'"attempt_started.', b'"execution_cancelled.', b'"cancel_requested.')
+"""A stream message with none of these holds no claim: skipped without being parsed."""
 
 
 class StartsOnly(RawLogFollower):
-    """A raw follower that does not even parse messages holding no start."""
+    """A raw follower that does not even parse messages holding no claim."""
 
     def _decode(self, offset: int, message: AbstractIncomingMessage) -> Entry:
-        if START_MARK not in message.body:
-            return Entry(offset, (), message.message_id, size=len(message.body))
+        body = message.body
+        if not any(mark in body for mark in CLAIM_MARKS):
+            return Entry(offset, (), message.message_id, size=len(body))
         return super()._decode(offset, message)
 
 
@@ -67,6 +75,9 @@ class ClaimBook:
         self._retrying: asyncio.Task[None] | None = None
         self.since: datetime | None = None
         """When this book began to follow the log: it knows no start before."""
+        self.known_since: datetime | None = None
+        """From when it holds every cancel that won: ``since``, or later once some
+        were forgotten for room (``engine.claims.HELD_CANCELS``)."""
 
     async def start(self) -> None:
         """Follow the log from now on; if the log cannot be read yet (a cluster node
@@ -88,7 +99,7 @@ class ClaimBook:
             with contextlib.suppress(Exception):
                 await channel.close()
             raise
-        self._follower, self.since = follower, since
+        self._follower, self.since, self.known_since = follower, since, since
 
     async def _follow_eventually(self) -> None:
         for tries in itertools.count():
@@ -109,14 +120,16 @@ class ClaimBook:
         for waiting in self._waiting.values():
             waiting.cancel()
 
-    def covers(self, earliest: datetime | None) -> bool:
+    def covers(self, earliest: datetime | None, cancel_floor: datetime | None) -> bool:
         """Would the book have seen every start of an attempt that cannot have started
-        before ``earliest`` (its due or request time)?"""
-        return memory_covers(earliest, self.since, self._clock(), self._horizon_s)
+        before ``earliest`` (its due or request time), and every cancel it must obey
+        (none is on the log before ``cancel_floor``, see ``engine.claims.cancel_floor``)?"""
+        starts = memory_covers(earliest, self.since, self._clock(), self._horizon_s)
+        return starts and cancels_covered(cancel_floor, self.known_since)
 
     def started(self, execution_id: str, attempt: int) -> bool:
-        """Has the log shown a start of this attempt lately? Then a copy need not even
-        try: it would only add a losing start to the log."""
+        """Has the log shown a claim of this attempt lately (a start, or a cancel that
+        won)? Then a copy need not even try: it would only add a losing start to the log."""
         return self._firsts.first(hash((execution_id, attempt))) is not None
 
     def expect(self, claim: str) -> None:
@@ -145,13 +158,16 @@ class ClaimBook:
     def _on_entry(self, entry: Entry) -> None:
         now = self._monotonic()
         for raw in entry.raw:
-            if isinstance(raw, dict) and is_start(raw):
+            if isinstance(raw, dict) and is_claim(raw):
                 attempt = hash((raw.get("execution_id"), raw.get("attempt")))
-                self._note(attempt, raw.get("claim"), now)
+                self._note(attempt, raw.get("claim"), now, is_cancel(raw))
 
-    def _note(self, attempt: int, claim: object, now: float) -> None:
+    def _note(self, attempt: int, claim: object, now: float, cancel: bool) -> None:
         mine = hash(claim) if isinstance(claim, str) else 0
-        first = self._firsts.note(attempt, mine, now)
+        dropped = self._firsts.dropped_holds
+        first = self._firsts.note(attempt, mine, now, hold=cancel)
+        if self._firsts.dropped_holds != dropped:
+            self.known_since = self._clock()  # cancels before now may be forgotten
         waiting = self._waiting.get(mine) if mine else None
         if waiting is not None and not waiting.done():
             waiting.set_result(first)

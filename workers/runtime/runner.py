@@ -5,6 +5,11 @@ attempt with an error naming its type. One that is JSON but breaks the shared
 limits (``contracts.limits``: too deep, a number JSON would change, too many
 bytes) fails the attempt with its own cause, ``result_not_readable`` or
 ``result_too_large``, and is never recorded. Errors are cut to a bounded size.
+
+Arguments that do not fit the function's signature fail the attempt before it
+runs (``BadArguments``, cause ``rejected``), never retried: a retry would get the
+same arguments. An exception the task's ``retry_on``/``dont_retry`` rule out
+fails it with cause ``not_retryable``, also never retried.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class Returned:
 class Raised:
     error: ErrorInfo
     cause: FailureCause = FailureCause.EXCEPTION
+    retryable: bool = True
+    """False: the execution ends with this failure, whatever retries are left."""
 
 
 Ran = Returned | Raised
@@ -152,6 +159,11 @@ async def invoke(
     cannot be stopped: its thread runs on until the function returns, and what
     it returns then is dropped, since the attempt's outcome is already recorded.
     """
+    problem = task.arguments_problem(args, kwargs)
+    if problem is not None:
+        return Raised(
+            ErrorInfo(type="BadArguments", message=cut(problem)), FailureCause.REJECTED, False
+        )
     set_current(context)
     deadline = asyncio.timeout(task.spec.timeout_s)
     try:
@@ -161,13 +173,21 @@ async def invoke(
         raise
     except TimeoutError as exc:
         if not deadline.expired():
-            return Raised(error_info(exc))
+            return raised(task, exc)
         return Raised(_timed_out(task), FailureCause.TIMEOUT)
     except Exception as exc:
-        return Raised(error_info(exc))
+        return raised(task, exc)
     finally:
         set_current(None)
     return _checked(result, limits)
+
+
+def raised(task: Task[..., Any], exc: Exception) -> Raised:
+    """The failure an exception from the body makes: ``not_retryable`` if the task's
+    ``retry_on``/``dont_retry`` say so (``engine.retry_filter``)."""
+    if task.spec.retry_filter.allows(type(exc)):
+        return Raised(error_info(exc))
+    return Raised(error_info(exc), FailureCause.NOT_RETRYABLE, retryable=False)
 
 
 async def _call(

@@ -1,7 +1,8 @@
 """``@task`` and ``@workflow``: declare a function as a target with a retry policy.
 
 The policy is parsed when the decorator runs, so a nonsensical ``retries=``
-fails at import with the task's name, not at 3 a.m. on the first failure.
+(or ``retry_on=``/``dont_retry=``) fails at import with the task's name, not at
+3 a.m. on the first failure.
 Workers find tasks by scanning the modules they are given: there is no global
 registry to fill or forget.
 """
@@ -9,13 +10,13 @@ registry to fill or forget.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 from ricochet.contracts import Json, RetryPolicy
-from ricochet.engine import parse_retries
+from ricochet.engine import RETRY_ANY, RetryFilter, parse_retries, parse_retry_filter
 from ricochet.errors import DuplicateTarget, InvalidTimeout
 from ricochet.workers.runtime.context import current_attempt
 
@@ -26,6 +27,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
+SHAPES_KEPT = 64
+"""Call shapes (argument count, keyword names) whose fit is remembered per task: binding
+costs microseconds on every attempt, and a task is called in a handful of shapes."""
 Kind = Literal["task", "workflow"]
 
 
@@ -38,6 +42,7 @@ class TaskSpec:
     policy: RetryPolicy
     kind: Kind = "task"
     timeout_s: float | None = None
+    retry_filter: RetryFilter = RETRY_ANY
 
 
 class Task(Generic[P, R]):
@@ -49,6 +54,8 @@ class Task(Generic[P, R]):
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", spec.name)
         self.__wrapped__ = fn
+        self.signature = _signature(fn)
+        self._shapes: dict[tuple[object, ...], str | None] = {}
 
     @property
     def name(self) -> str:
@@ -57,6 +64,26 @@ class Task(Generic[P, R]):
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.fn)
+
+    def arguments_problem(self, args: Sequence[object], kwargs: Mapping[str, object]) -> str | None:
+        """Why ``fn(*args, **kwargs)`` cannot be called (a missing or unexpected argument),
+        or None: checked before the body runs, so such a call fails at once, never retried."""
+        if self.signature is None:
+            return None
+        shape = (len(args), *kwargs)  # all that binding looks at: how many, and which names
+        if shape in self._shapes:
+            return self._shapes[shape]
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as err:
+            problem: str | None = (
+                f"{self.name}{_plain(self.signature)} cannot take these arguments: {err}"
+            )
+        else:
+            problem = None
+        if len(self._shapes) < SHAPES_KEPT:
+            self._shapes[shape] = problem
+        return problem
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Outside a worker, run the function here. Inside an attempt, run it as a child
@@ -90,6 +117,24 @@ def _json_kwargs(kwargs: dict[str, object]) -> dict[str, Json]:
     return cast(dict[str, Json], kwargs)
 
 
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    """The function's signature; None where Python cannot say (some built-ins)."""
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _plain(signature: inspect.Signature) -> inspect.Signature:
+    """The signature as a caller reads it: names and defaults, no annotations (which
+    ``from __future__ import annotations`` would show as quoted strings)."""
+    empty = inspect.Parameter.empty
+    return signature.replace(
+        parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
+        return_annotation=empty,
+    )
+
+
 def target_name(fn: Callable[..., Any]) -> str:
     """``module:function``, the default name on the wire (SPEC section 6)."""
     return f"{fn.__module__}:{fn.__qualname__}"
@@ -103,14 +148,33 @@ def _timeout(task_name: str, value: object) -> float | None:
     return float(value)
 
 
-def _declare(
-    kind: Kind, retries: object, queue: str, name: str | None, timeout: object
-) -> Callable[[Callable[P, R]], Task[P, R]]:
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """What ``@task``/``@workflow`` were given, checked when they wrap the function."""
+
+    kind: Kind
+    retries: object
+    queue: str
+    name: str | None
+    timeout: object
+    retry_on: object
+    dont_retry: object
+
+    def spec(self, fn: Callable[..., Any]) -> TaskSpec:
+        task_name = self.name or target_name(fn)
+        return TaskSpec(
+            task_name,
+            self.queue,
+            parse_retries(task_name, self.retries),
+            self.kind,
+            _timeout(task_name, self.timeout),
+            parse_retry_filter(task_name, self.retry_on, self.dont_retry),
+        )
+
+
+def _declare(declared: Declared) -> Callable[[Callable[P, R]], Task[P, R]]:
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
-        task_name = name or target_name(fn)
-        policy = parse_retries(task_name, retries)
-        spec = TaskSpec(task_name, queue, policy, kind, _timeout(task_name, timeout))
-        return Task(fn, spec)
+        return Task(fn, declared.spec(fn))
 
     return wrap
 
@@ -124,6 +188,8 @@ def task(
     queue: str = DEFAULT_QUEUE,
     name: str | None = None,
     timeout: float | None = None,
+    retry_on: tuple[type[Exception], ...] | None = None,
+    dont_retry: tuple[type[Exception], ...] = (),
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
     fn: Callable[P, R] | None = None,
@@ -133,14 +199,18 @@ def task(
     queue: str = DEFAULT_QUEUE,
     name: str | None = None,
     timeout: float | None = None,
+    retry_on: tuple[type[Exception], ...] | None = None,
+    dont_retry: tuple[type[Exception], ...] = (),
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Declare a task: ``@task`` or ``@task(retries=(5, 300, 600), queue="mail", timeout=60)``.
 
     ``timeout`` (seconds) fails an attempt that runs longer, with cause ``timeout``.
+    ``retry_on=(...)`` retries only those exceptions (and subclasses); ``dont_retry=(...)``
+    never retries those: such a failure ends the execution at once, with cause
+    ``not_retryable`` (``engine.retry_filter``).
     """
-    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare(
-        "task", retries, queue, name, timeout
-    )
+    declared = Declared("task", retries, queue, name, timeout, retry_on, dont_retry)
+    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare(declared)
     return decorator if fn is None else decorator(fn)
 
 
@@ -153,6 +223,8 @@ def workflow(
     queue: str = DEFAULT_QUEUE,
     name: str | None = None,
     timeout: float | None = None,
+    retry_on: tuple[type[Exception], ...] | None = None,
+    dont_retry: tuple[type[Exception], ...] = (),
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def workflow(
     fn: Callable[P, R] | None = None,
@@ -162,11 +234,12 @@ def workflow(
     queue: str = DEFAULT_QUEUE,
     name: str | None = None,
     timeout: float | None = None,
+    retry_on: tuple[type[Exception], ...] | None = None,
+    dont_retry: tuple[type[Exception], ...] = (),
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-    """Declare a workflow; for now it runs like a task (same retries, same events)."""
-    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare(
-        "workflow", retries, queue, name, timeout
-    )
+    """Declare a workflow; it runs like a task (same retries, filters and events)."""
+    declared = Declared("workflow", retries, queue, name, timeout, retry_on, dont_retry)
+    decorator: Callable[[Callable[P, R]], Task[P, R]] = _declare(declared)
     return decorator if fn is None else decorator(fn)
 
 
