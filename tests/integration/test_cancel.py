@@ -234,3 +234,6 @@ async def test_the_cli_cancels_and_says_so_with_its_exit_code(
     assert "at most 1000 characters" in too_long[2]
     with pytest.raises(Cancelled, match="duplicate order"):
         await handle.result(timeout=5)
+    shown = await ricochet(settings, "status", handle.id, "--api", "")
+    assert 1 == shown[0], "a cancelled execution did not succeed: status says so by its exit code"
+    assert "cancelled" in shown[1]

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from ricochet.contracts import ErrorInfo, FailureCause
-from ricochet.engine import AttemptState, ExecutionState
+from ricochet.engine import AttemptState, ExecutionState, fold
 from ricochet.engine.state import Status
 from ricochet.workers.read.timeline import render
+from tests.unit import builders as b
 
 
 class NewStatus(StrEnum):
@@ -270,3 +271,16 @@ def test_a_status_added_later_renders_by_its_value() -> None:
 
     assert "t:f  cancelled  (0 attempts)" in text
     assert "  final error: ricochet.errors.Cancelled: by alice" == text.splitlines()[-1]
+
+
+def test_a_cancel_while_an_attempt_runs_says_what_still_happens() -> None:
+    """Given a cancel recorded while attempt 1 runs, the header says attempt 1 finishes
+    and nothing runs after it."""
+    state = fold([b.requested(0), b.started(1, 1), b.cancel_requested(2, 2, reason="wrong order")])
+
+    text = render(state)
+
+    assert (
+        "cancel requested 2026-01-01 00:00:02.000: wrong order; attempt 1 finishes,"
+        " nothing runs after it"
+    ) in text

@@ -102,7 +102,7 @@ async def status(
         return 1
     width = shutil.get_terminal_size().columns if _for_people() else 72
     print(render(state, width=max(width, 72), color=_for_people(), all_frames=all_frames))
-    return 0 if state.status is not Status.FAILED else 1
+    return 1 if state.status in (Status.FAILED, Status.CANCELLED) else 0
 
 
 def _passed_by(asked: Answer | Unused) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ricochet.engine import AttemptState, ExecutionState
+from ricochet.engine import AttemptState, ExecutionState, Status
 from ricochet.workers.read.frames import user_frames
 from ricochet.workers.read.text import as_json, printable
 
@@ -234,6 +234,21 @@ def _header(state: ExecutionState, color: bool) -> list[str]:
         f"{what}  {status}  ({n} attempt{'s' if n != 1 else ''})",
         f"  requested {_stamp(state.requested_at)}",
         *_links(state),
+        *_cancel_requested(state),
+    ]
+
+
+def _cancel_requested(state: ExecutionState) -> list[str]:
+    """A cancel that won while an attempt still runs: that attempt finishes, nothing after."""
+    note = state.cancel
+    if note is None or state.is_terminal:
+        return []
+    why = f": {printable(note.reason)}" if note.reason else ""
+    return [
+        f"  cancel requested {_stamp(note.at)}{why}; attempt {note.attempt - 1} finishes,"
+        f" nothing runs after it"
+        if note.attempt > 1 and state.status is Status.RUNNING
+        else f"  cancel requested {_stamp(note.at)}{why}; attempt {note.attempt} never runs"
     ]
 
 
