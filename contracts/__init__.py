@@ -36,9 +36,7 @@ from ricochet.contracts.heartbeat import Heartbeat, RunningAttempt
 from ricochet.contracts.limits import (
     DEFAULT_LIMITS,
     Limits,
-    NotReadable,
     ReadableJson,
-    TooLarge,
     check_args,
     check_json,
     check_result,
@@ -54,7 +52,7 @@ from ricochet.contracts.work import (
     SOURCE_QUEUE_HEADER,
     WorkMessage,
 )
-from ricochet.errors import DecodeError, LimitExceeded
+from ricochet.errors import DecodeError, LimitExceeded, NotReadable, TooLarge
 
 __all__ = [
     "ATTEMPT_HEADER",

@@ -33,7 +33,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, JsonValue
 
-from ricochet.errors import LimitExceeded
+from ricochet.errors import NotReadable, TooLarge
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -47,14 +47,6 @@ WORK_ENVELOPE_BYTES = 64 * KIB
 
 MAX_ERROR_CHARS = 16 * KIB
 """An error's message, and separately its traceback, are cut to this many characters."""
-
-
-class TooLarge(LimitExceeded):
-    """The value is readable, but bigger in bytes than its limit."""
-
-
-class NotReadable(LimitExceeded):
-    """The value could be written but not read back as it was (or not written at all)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,14 @@ class LimitExceeded(RicochetError, ValueError):
     """A value breaks one of the shared limits; the message is one line saying which."""
 
 
+class TooLarge(LimitExceeded):
+    """The value is readable, but bigger in bytes than its limit."""
+
+
+class NotReadable(LimitExceeded):
+    """The value could be written but not read back as it was (or not written at all)."""
+
+
 class InvalidRetryPolicy(RicochetError, ValueError):
     """A ``retries=`` value that makes no sense; raised when the task is declared."""
 
