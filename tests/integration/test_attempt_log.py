@@ -15,7 +15,7 @@ import orjson
 from ricochet.contracts import RetryScheduled
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
-from tests.integration.harness import log_events
+from tests.integration.harness import eventually, log_events
 from tests.integration.processes import fleet
 
 
@@ -27,11 +27,17 @@ async def test_a_failed_attempt_logs_its_error_and_the_next_due_time(
         worker = await workers.start()
         handle = await client.submit("p.slow_sync", [2.0])
         assert "sync in time" == await handle.result(timeout=60)
-        lines = [
-            orjson.loads(line)
-            for line in worker.text().splitlines()
-            if '"attempt.ended"' in line and handle.id in line
-        ]
+
+        def ended_lines() -> list[dict[str, object]]:
+            return [
+                orjson.loads(line)
+                for line in worker.text().splitlines()
+                if '"attempt.ended"' in line and handle.id in line
+            ]
+
+        # The worker writes its line after the outcome is on the log: the result can
+        # reach this test first.
+        lines = await eventually(lambda: len(ended_lines()) == 2 and ended_lines(), timeout=10)
 
     (retry,) = [e for e in await log_events(settings, handle.id) if isinstance(e, RetryScheduled)]
     first, second = sorted(lines, key=lambda line: int(line["attempt"]))
