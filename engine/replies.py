@@ -98,6 +98,9 @@ class Ledger:
     """Live execution id -> its reply requests (event id -> request)."""
     owed: dict[str, Owed] = field(default_factory=dict)
     """Ended execution id -> what is owed for it."""
+    ready: dict[str, None] = field(default_factory=dict)
+    """Ended execution ids with a reply to send, oldest first (an ordered set): what the
+    replier takes, so a burst of endings costs it one look each, not a scan of ``owed``."""
     news: bool = False
     """Something became owed since the supervisor last looked."""
 
@@ -108,7 +111,7 @@ class Ledger:
             return
         owed = self.owed.setdefault(request.execution_id, Owed())
         owed.requests[request.event_id] = request
-        self.news = True
+        self._ready(request.execution_id, owed)
 
     def ended(self, state: ExecutionState) -> None:
         """An execution with replies waiting ended: they are owed now."""
@@ -117,7 +120,17 @@ class Ledger:
             owed = self.owed.setdefault(state.execution_id, Owed())
             owed.requests.update(requests)
             owed.reply = reply_of(state)
-            self.news = True
+            self._ready(state.execution_id, owed)
+
+    def owe(self, execution_id: str, owed: Owed) -> None:
+        """Owed as a checkpoint (or a read of the log) says."""
+        self.owed[execution_id] = owed
+        self._ready(execution_id, owed)
+
+    def _ready(self, execution_id: str, owed: Owed) -> None:
+        self.news = True
+        if owed.reply is not None:
+            self.ready[execution_id] = None
 
     def sent(self, execution_id: str, request: str) -> None:
         """``reply_sent`` is on the log: that request is settled."""
@@ -128,6 +141,7 @@ class Ledger:
         owed.requests.pop(request, None)
         if not owed.requests:
             del self.owed[execution_id]
+            self.ready.pop(execution_id, None)
 
     def needs_end(self) -> list[str]:
         """Executions owed a reply whose end must be read back from the log."""
@@ -136,4 +150,5 @@ class Ledger:
     def clear(self) -> None:
         self.waiting.clear()
         self.owed.clear()
+        self.ready.clear()
         self.news = False

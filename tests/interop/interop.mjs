@@ -14,7 +14,7 @@
 // "date-time"). Prints one JSON summary line; exits 1 on any invalid message.
 //
 // Usage: node interop.mjs --url amqp://... --namespace ns --schemas DIR
-//        --target t.ok [--count N] [--failing t.always_fails] [--prefix key-]
+//        --target t.ok [--count N] [--failing t.always_fails] [--prefix key-] [--no-args]
 
 import { createHash } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
@@ -32,6 +32,8 @@ const { values: opts } = parseArgs({
     target: { type: "string", default: "t.ok" },
     failing: { type: "string" },
     count: { type: "string", default: "3" },
+    "no-args": { type: "boolean", default: false },
+    latencies: { type: "boolean", default: false },
     prefix: { type: "string", default: `node-${Date.now()}-` },
     "timeout-s": { type: "string", default: "120" },
   },
@@ -73,7 +75,8 @@ const triggers = [];
 for (let i = 0; i < count; i++) {
   const failing = opts.failing && i === count - 1;
   const target = failing ? opts.failing : opts.target;
-  triggers.push({ target, args: [i], idempotency_key: `${opts.prefix}${i}` });
+  const args = opts["no-args"] ? {} : { args: [i] };
+  triggers.push({ target, ...args, idempotency_key: `${opts.prefix}${i}` });
 }
 const replies = new Map(); // execution id -> { reply, correlationId, latencyMs }
 let duplicates = 0;
@@ -170,6 +173,7 @@ const summary = {
   problems: problems.slice(0, 10),
   problem_count: problems.length,
 };
+if (opts.latencies) summary.latencies_ms = latencies;
 console.log(JSON.stringify(summary));
 process.exit(problems.length ? 1 : 0);
 

@@ -149,7 +149,7 @@ def restore(
     watch.keys.load((bucket.unpacked() for bucket in header.keys), header.key_width_s)
     for execution_id, row in header.owed.items():
         requests = {request.event_id: request for request in row.requests}
-        watch.replies.owed[execution_id] = Owed(requests, row.reply)
+        watch.replies.owe(execution_id, Owed(requests, row.reply))
 
 
 @dataclass(slots=True)

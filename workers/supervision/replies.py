@@ -89,8 +89,11 @@ class Replier:
             await self._read_ends(missing)
         assert self._channel is not None
         exchange = self._channel.default_exchange
-        for owed in list(ledger.owed.values()):
-            if owed.reply is None:
+        while ledger.ready:
+            execution_id = next(iter(ledger.ready))
+            del ledger.ready[execution_id]
+            owed = ledger.owed.get(execution_id)
+            if owed is None or owed.reply is None:
                 continue
             for request in list(owed.requests.values()):
                 if request.event_id not in self._in_flight:
@@ -119,6 +122,7 @@ class Replier:
             log.debug("reply.sent", execution_id=reply.execution_id, delivered=delivered)
         except TRANSIENT as err:
             log.warning("reply.retrying", execution_id=reply.execution_id, error=repr(err))
+            self._watch.replies.ready[request.execution_id] = None
             self._later()
         finally:
             self._in_flight.discard(request.event_id)
@@ -155,6 +159,7 @@ class Replier:
         state = projection.get(execution_id)
         owed.reply = None if state is None else reply_of(state)
         if owed.reply is not None:
+            self._watch.replies.owe(execution_id, owed)
             return
         log.warning("reply.end_not_found", execution_id=execution_id)
         for request in list(owed.requests.values()):
