@@ -59,6 +59,7 @@ class Replier:
         self._sends: set[asyncio.Task[None]] = set()
         self._channel: AbstractChannel | None = None
         self._task: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._channel = await publishing_channel(self._connection)
@@ -85,8 +86,9 @@ class Replier:
     async def _send_owed(self) -> None:
         ledger = self._watch.replies
         missing = ledger.needs_end()
-        if missing:
-            await self._read_ends(missing)
+        if missing and self._reading is None:
+            self._reading = asyncio.create_task(self._read_ends(missing), name="ricochet-ends")
+            self._reading.add_done_callback(self._read)
         assert self._channel is not None
         exchange = self._channel.default_exchange
         while ledger.ready:
@@ -126,6 +128,15 @@ class Replier:
             self._later()
         finally:
             self._in_flight.discard(request.event_id)
+
+    def _read(self, task: asyncio.Task[None]) -> None:
+        """A read of the log for ends is done (it runs beside the sends, never before them)."""
+        self._reading = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("reply.reading_ends_failed", error=repr(task.exception()))
+            self._later()
+        else:
+            self._wake.set()
 
     def _later(self) -> None:
         asyncio.get_running_loop().call_later(RETRY_AFTER_S, self._wake.set)
@@ -172,7 +183,7 @@ class Replier:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for task in list(self._sends):
+        for task in [*self._sends, *([self._reading] if self._reading else [])]:
             task.cancel()
         if self._channel is not None:
             with contextlib.suppress(Exception):
