@@ -162,7 +162,7 @@ async def test_an_empty_routing_key_is_dead_lettered_like_any_mismatch(settings:
     """An empty routing key does not skip the "routing key = target" check."""
     async with running_worker(settings, tasks.ALL):
         await publish_trigger(settings, {"target": "t.ok"}, "")
-        (dead,) = await dead_letters(settings, expected=1, timeout=30)
+        (dead,) = await dead_letters(settings, expected=1, timeout=60)
     assert "is not the target" in str((dead.headers or {}).get(REASON_HEADER))
 
 
@@ -176,6 +176,6 @@ async def test_a_target_too_long_for_a_routing_key_is_refused_before_anything_is
         await client.submit(target)
     async with running_worker(settings, tasks.ALL):
         await publish_trigger(settings, {"target": target}, "t.ok")
-        (dead,) = await dead_letters(settings, expected=1, timeout=30)
+        (dead,) = await dead_letters(settings, expected=1, timeout=60)
     assert "does not match trigger.v1" in str((dead.headers or {}).get(REASON_HEADER))
     assert [] == [e for e in await log_events(settings) if getattr(e, "target", "") == target]
