@@ -27,6 +27,8 @@ from ricochet.contracts.events import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
+    ReplyRequested,
+    ReplySent,
     RerunRequested,
     RetryScheduled,
     event_id,
@@ -43,6 +45,7 @@ from ricochet.contracts.limits import (
     check_value,
 )
 from ricochet.contracts.policy import AT_MOST_ONCE, RetryPolicy
+from ricochet.contracts.reply import REPLY_TYPE, ReplyV1
 from ricochet.contracts.trigger import MAX_TRIGGER_BYTES, TRIGGER_CONTENT_TYPE, TriggerV1
 from ricochet.contracts.work import (
     ATTEMPT_HEADER,
@@ -64,6 +67,7 @@ __all__ = [
     "EVENT_TYPES",
     "MAX_TRIGGER_BYTES",
     "REASON_HEADER",
+    "REPLY_TYPE",
     "REQUESTED_AT_HEADER",
     "SOURCE_QUEUE_HEADER",
     "TERMINAL_TYPES",
@@ -90,6 +94,9 @@ __all__ = [
     "Limits",
     "NotReadable",
     "ReadableJson",
+    "ReplyRequested",
+    "ReplySent",
+    "ReplyV1",
     "RerunRequested",
     "RetryPolicy",
     "RetryScheduled",

@@ -15,6 +15,7 @@ from ricochet.contracts.base import UtcDatetime, WireModel
 from ricochet.contracts.failure import ErrorInfo, FailureCause
 from ricochet.contracts.limits import ReadableJson
 from ricochet.contracts.policy import RetryPolicy
+from ricochet.contracts.reply import MAX_REPLY_ADDRESS_CHARS
 
 
 class EventBase(WireModel):
@@ -155,6 +156,26 @@ class CancelRequested(CancelBase):
     type: Literal["cancel_requested.v1"] = "cancel_requested.v1"
 
 
+class ReplyRequested(EventBase):
+    """A trigger asked for a reply (AMQP ``reply_to``) when the execution ends; ``attempt``
+    is 0. Recorded by the trigger intake beside the request (or alone, for a duplicate),
+    so whichever supervisor is active when the execution ends knows what is owed."""
+
+    type: Literal["reply_requested.v1"] = "reply_requested.v1"
+    reply_to: str = Field(min_length=1, max_length=MAX_REPLY_ADDRESS_CHARS)
+    correlation_id: str | None = Field(default=None, max_length=MAX_REPLY_ADDRESS_CHARS)
+
+
+class ReplySent(EventBase):
+    """The reply asked for by ``request`` (a ``reply_requested`` event id) was confirmed by
+    the broker (``delivered``), or returned as unroutable (the address is gone) and dropped:
+    either way, nothing more is owed for it."""
+
+    type: Literal["reply_sent.v1"] = "reply_sent.v1"
+    request: str
+    delivered: bool
+
+
 Event = Annotated[
     ExecutionRequested
     | AttemptStarted
@@ -166,7 +187,9 @@ Event = Annotated[
     | ChildReused
     | RerunRequested
     | ExecutionCancelled
-    | CancelRequested,
+    | CancelRequested
+    | ReplyRequested
+    | ReplySent,
     Field(discriminator="type"),
 ]
 """One discriminated union: the only way events are read."""
@@ -190,6 +213,8 @@ EVENT_TYPES: tuple[type[EventBase], ...] = (
     RerunRequested,
     ExecutionCancelled,
     CancelRequested,
+    ReplyRequested,
+    ReplySent,
 )
 
 TERMINAL_TYPES = ("execution_succeeded.v1", "execution_failed.v1", "execution_cancelled.v1")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, JsonValue
+from pydantic import AfterValidator, Field, JsonValue
 
 from ricochet.errors import NotReadable, TooLarge
 
@@ -139,6 +139,32 @@ def _readable(value: JsonValue) -> JsonValue:
 
 
 ReadableJson = Annotated[JsonValue, AfterValidator(_readable)]
+
+MAX_ROUTING_KEY_BYTES = 255
+"""An AMQP routing key is a short string: 255 bytes of UTF-8 at most. A target is the
+routing key of its triggers and of its work, so no target may be longer."""
+
+
+def check_target(target: str) -> str:
+    """Raise ``NotReadable`` unless ``target`` fits a routing key (in UTF-8 bytes)."""
+    size = len(target.encode(errors="surrogatepass"))
+    if size > MAX_ROUTING_KEY_BYTES:
+        raise NotReadable(
+            f"target is {size} bytes as UTF-8; a routing key holds {MAX_ROUTING_KEY_BYTES}"
+        )
+    return target
+
+
+Target = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_ROUTING_KEY_BYTES,
+        description="The target's name; at most 255 bytes as UTF-8 (an AMQP routing key).",
+    ),
+    AfterValidator(check_target),
+]
+"""A target name in a message that is routed by it (trigger, work)."""
 """A user value in a wire model: any JSON within the readers' depth and number limits."""
 
 

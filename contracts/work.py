@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from ricochet.contracts.base import WireModel
-from ricochet.contracts.limits import ReadableJson
+from ricochet.contracts.limits import ReadableJson, Target
 
 ATTEMPT_HEADER = "ricochet-attempt"
 """The attempt this delivery is for (1 for the first run)."""
@@ -35,7 +35,7 @@ class WorkMessage(WireModel):
 
     type: Literal["work.v1"] = "work.v1"
     execution_id: str = Field(min_length=1)
-    target: str = Field(min_length=1)
+    target: Target
     args: tuple[ReadableJson, ...] = ()
     kwargs: dict[str, ReadableJson] = Field(default_factory=dict)
     parent_id: str | None = None

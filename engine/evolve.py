@@ -31,6 +31,8 @@ from ricochet.contracts import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
+    ReplyRequested,
+    ReplySent,
     RerunRequested,
     RetryScheduled,
 )
@@ -63,6 +65,8 @@ PHASES: dict[type[Event], int] = {
     RerunRequested: PHASE_TERMINAL,
     ExecutionCancelled: PHASE_STARTED,
     CancelRequested: PHASE_STARTED,
+    ReplyRequested: PHASE_TERMINAL,
+    ReplySent: PHASE_TERMINAL,
 }
 """Each event type's phase within its attempt (a table: the fold's hottest lookup)."""
 
@@ -108,8 +112,15 @@ def _cancel(state: ExecutionState, event: Event) -> ExecutionState:
     return apply_cancel(state, event)
 
 
+def _reply_note(state: ExecutionState, _: Event) -> ExecutionState:
+    """Replies are the supervisor's business (``engine.replies``): the state stays as it is."""
+    return state
+
+
 SPECIAL: dict[type[Event], Callable[[ExecutionState, Event], ExecutionState]] = {
     RerunRequested: _rerun,
+    ReplyRequested: _reply_note,
+    ReplySent: _reply_note,
     ExecutionCancelled: _cancel,
     CancelRequested: _cancel,
 }
@@ -161,7 +172,14 @@ def _changes(state: ExecutionState, event: Event) -> Changes:
                 "cause": event.cause,
                 "ended_at": event.at,
             }
-        case ChildReused() | RerunRequested() | ExecutionCancelled() | CancelRequested():
+        case (
+            ChildReused()
+            | RerunRequested()
+            | ExecutionCancelled()
+            | CancelRequested()
+            | ReplyRequested()
+            | ReplySent()
+        ):
             return {}  # notes, or handled before (``evolve``)
         case _:
             assert_never(event)

@@ -28,11 +28,12 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from ricochet.contracts import Event, decode_event, encode_json
+from ricochet.contracts import EVENT_ADAPTER, Event, ReplyRequested, decode_event, encode_json
 from ricochet.engine.keys import KeyWindow, key_digest
 from ricochet.engine.live import Live, RawEvent
 from ricochet.engine.projection import Projection
 from ricochet.engine.recent import Recent
+from ricochet.engine.replies import Ledger
 from ricochet.engine.state import ExecutionState, Status
 from ricochet.engine.vigil import Vigil
 
@@ -54,6 +55,7 @@ class Kind(Enum):
     RETRY_SCHEDULED = "retry scheduled"
     ENDED = "ended"
     CANCEL = "cancel"
+    REPLY = "reply"
     OTHER = "other"
 
 
@@ -69,10 +71,14 @@ KINDS = {
     "rerun_requested": Kind.OTHER,
     "execution_cancelled": Kind.CANCEL,
     "cancel_requested": Kind.CANCEL,
+    "reply_requested": Kind.REPLY,
+    "reply_sent": Kind.REPLY,
 }
 """By type name without its version: a new version of a type means the same thing."""
 BEGINNINGS = frozenset({Kind.REQUESTED, Kind.STARTED})
 CANCEL_MARKS = (b'"execution_cancelled.', b'"cancel_requested.')
+REPLY_MARK = b'"reply_requested.'
+"""In a kept event's JSON, a reply request (restored into the ledger on a take-over)."""
 """In a kept event's JSON, a cancel's type; a false hit (an argument) costs one fold."""
 """The events that can make the supervisor watch an execution it does not know."""
 
@@ -127,6 +133,8 @@ class Watch:
     cancelling: set[str] = field(default_factory=set)
     """Live executions with a cancel on the log: they may end with no terminal event (a
     cancel waits for the running attempt), so the watch folds them when an attempt ends."""
+    replies: Ledger = field(default_factory=Ledger)
+    """Reply requests of live executions, and replies owed for ended ones."""
     malformed: int = 0
     """Events left out: not even the fields the watch reads, or not valid when folded."""
 
@@ -143,6 +151,9 @@ class Watch:
             return
         if kind is Kind.REQUESTED:
             self._note_key(raw)
+        if kind is Kind.REPLY:
+            self._note_reply(raw, execution_id)
+            return
         if execution_id in self.ended:
             return
         live = self.live.get(execution_id)
@@ -183,13 +194,33 @@ class Watch:
             if state is not None and state.is_terminal:
                 self.forget(execution_id)
 
+    def _note_reply(self, raw: RawEvent, execution_id: str) -> None:
+        """Rare events, so validated at once: a request joins its live execution (and its
+        checkpoint row) or, if the execution has ended, is owed; a sent one is settled."""
+        try:
+            event = EVENT_ADAPTER.validate_python(raw)
+        except ValueError:
+            self.malformed += 1
+            return
+        live = self.live.get(execution_id)
+        if isinstance(event, ReplyRequested):
+            if live is not None:
+                live.events.append(compact(encode_json(raw)))
+            self.replies.requested(event, live is not None)
+        else:
+            self.replies.sent(execution_id, getattr(event, "request", ""))
+
     def _note_key(self, raw: RawEvent) -> None:
         key, at = raw.get("idempotency_key"), as_time(raw.get("at"))
         if isinstance(key, str) and at is not None:
             self.keys.add(key_digest(key), at.timestamp())
 
     def forget(self, execution_id: str) -> None:
-        """An execution ended: nothing of it is kept but its id, for a while."""
+        """An execution ended: nothing of it is kept but its id, for a while (and the
+        replies it owes, with what they say)."""
+        if execution_id in self.replies.waiting:
+            state = self.state_of(execution_id)
+            self.replies.ended(state or ExecutionState(execution_id))
         live = self.live.pop(execution_id, None)
         self.awaiting_retry.discard(execution_id)
         self.cancelling.discard(execution_id)
@@ -285,9 +316,17 @@ class Watch:
                 self.unstarted.append((now, execution_id))
             if any(mark in event for event in record.events for mark in CANCEL_MARKS):
                 self.cancelling.add(execution_id)
+            self._restore_replies(record)
             for attempt, (at, _) in record.open_attempts.items():
                 self.vigil.started((execution_id, attempt), vouched_at(at))
         self.recovered.update(recovered)
+
+    def _restore_replies(self, record: Live) -> None:
+        for data in record.events:
+            if REPLY_MARK in data:
+                event = next(self._valid((data,)), None)
+                if isinstance(event, ReplyRequested):
+                    self.replies.requested(event, live=True)
 
     def clear(self) -> None:
         """Forget everything (a take-over starts from its checkpoint, not from leftovers)."""
@@ -299,3 +338,4 @@ class Watch:
         self.keys.buckets.clear()
         self.ended.clear()
         self.recovered.clear()
+        self.replies.clear()

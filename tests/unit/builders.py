@@ -27,6 +27,7 @@ from ricochet.contracts import (
     event_id,
 )
 from ricochet.engine.children import child_id, reused
+from ricochet.engine.replies import reply_requested, reply_sent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EXECUTION = "3f2a9c1e7b4d4e0f9a8b6c5d4e3f2a1b"
@@ -194,6 +195,8 @@ FAIL_THEN_SUCCEED: tuple[Event, ...] = (
 )
 """Attempt 1 fails on one worker, attempt 2 succeeds on another ten seconds later."""
 
+REPLY_REQUESTED = reply_requested(EXECUTION, "billing.replies", "order-17", at(0), WORKER_1)
+
 EVERY_EVENT_TYPE: tuple[Event, ...] = (
     *FAIL_THEN_SUCCEED,
     execution_failed(3, 40, WORKER_2),
@@ -207,5 +210,7 @@ EVERY_EVENT_TYPE: tuple[Event, ...] = (
     ),
     cancelled(3, 60, "the invoice was sent by hand"),
     cancel_requested(4, 61),
+    REPLY_REQUESTED,
+    reply_sent(REPLY_REQUESTED, True, at(62), WORKER_1),
 )
 """At least one realistic instance of every event type (not one history)."""

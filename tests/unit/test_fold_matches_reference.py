@@ -28,6 +28,8 @@ from ricochet.contracts import (
     ExecutionFailed,
     ExecutionRequested,
     ExecutionSucceeded,
+    ReplyRequested,
+    ReplySent,
     RerunRequested,
     RetryPolicy,
     RetryScheduled,
@@ -77,6 +79,8 @@ def reference_progress(event: Event) -> tuple[int, int]:
             return (event.attempt, 3)
         case ExecutionSucceeded() | ExecutionFailed() | RerunRequested():
             return (event.attempt, 4)
+        case ReplyRequested() | ReplySent():  # the supervisor's notes: never progress
+            return (event.attempt, 4)
         case _:
             assert_never(event)
 
@@ -89,6 +93,8 @@ def reference_evolve(state: ExecutionState, event: Event) -> ExecutionState:
         return replace(state, reruns=(*state.reruns, event.rerun_id))
     if isinstance(event, ExecutionCancelled | CancelRequested):
         return reference_cancel(state, event)
+    if isinstance(event, ReplyRequested | ReplySent):
+        return state
     progress = reference_progress(event)
     if state.status in TERMINAL or progress <= state.progress:
         return state
@@ -198,6 +204,8 @@ def reference_apply(state: ExecutionState, event: Event) -> ExecutionState:
         case ChildReused() | RerunRequested():  # a note; a rerun never gets this far
             return state
         case ExecutionCancelled() | CancelRequested():  # handled before
+            return state
+        case ReplyRequested() | ReplySent():
             return state
         case _:
             assert_never(event)

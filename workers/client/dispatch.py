@@ -29,6 +29,7 @@ from ricochet.contracts import (
     check_args,
     encode,
 )
+from ricochet.contracts.limits import check_target
 from ricochet.engine import Rejected, RejectExecution, RequestExecution, decide, fold, initial
 from ricochet.engine.keys import execution_id_for_key
 from ricochet.errors import DispatchInterrupted
@@ -57,13 +58,18 @@ class Dispatcher:
         """What this dispatcher's requests must keep to."""
         return self._limits
 
-    async def start(self, request: RequestExecution) -> tuple[Event, ...]:
-        """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target.
+    async def start(
+        self, request: RequestExecution, also: tuple[Event, ...] = ()
+    ) -> tuple[Event, ...]:
+        """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target
+        or the work could not be published at all. ``also``: facts recorded with the request,
+        in the same stream message (a trigger's reply request).
 
         Raises ``LimitExceeded`` (a ``ValueError``), having recorded nothing, when the
-        arguments break a limit.
+        arguments break a limit or the target does not fit a routing key.
         """
         kwargs = request.kwargs
+        check_target(request.target)
         check_args(request.args, kwargs, self._limits)
         requested = decide(request, initial(request.execution_id))
         assert not isinstance(requested, Rejected), "a new execution is always accepted"
@@ -83,7 +89,7 @@ class Dispatcher:
                 f"the work message is {len(body)} bytes, over the limit of"
                 f" {self._limits.max_work_bytes}"
             )
-        await self._recorder.record(requested)
+        await self._recorder.record(requested + also)
         headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000)}
         message = persistent_message(body, headers=headers)
         try:
@@ -92,14 +98,23 @@ class Dispatcher:
             return requested + await self._reject(requested, request.target)
         except TRANSIENT as err:  # closed for good while the broker was away
             raise DispatchInterrupted(request.execution_id) from err
+        except Exception as err:  # the client refused to send it: it must not stay pending
+            why = f"the work could not be published: {type(err).__name__}: {err}"
+            return requested + await self._reject(requested, request.target, why)
         return requested
 
     async def record(self, events: tuple[Event, ...]) -> None:
         """Record other facts about executions (a rerun's link back, say)."""
         await self._recorder.record(events)
 
-    async def _reject(self, requested: tuple[Event, ...], target: str) -> tuple[Event, ...]:
-        error = ErrorInfo(type="UnknownTarget", message=f"no worker queue serves {target!r}")
+    async def _reject(
+        self, requested: tuple[Event, ...], target: str, why: str | None = None
+    ) -> tuple[Event, ...]:
+        error = (
+            ErrorInfo(type="UnknownTarget", message=f"no worker queue serves {target!r}")
+            if why is None
+            else ErrorInfo(type="NotPublished", message=why)
+        )
         decision = decide(RejectExecution(error, self._clock()), fold(requested))
         assert not isinstance(decision, Rejected), "a pending execution can always be rejected"
         await self._recorder.record(decision)

@@ -196,6 +196,62 @@ def _parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str,
     }
 
 
+def _content(description: str, schema: str) -> dict[str, Any]:
+    """A JSON response described by one of the document's component schemas."""
+    reference = {"$ref": f"#/components/schemas/{schema}"}
+    return {"description": description, "content": {"application/json": {"schema": reference}}}
+
+
+def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"anyOf": [{"type": kind, **extra}, {"type": "null"}]}
+
+
+def _component_schemas() -> dict[str, Any]:
+    """Response schemas (plain JSON Schema, as OpenAPI 3.1 takes): the execution state as
+    its model says, and the small bodies the handlers above build."""
+    state = STATE.json_schema(ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = state.pop("$defs", {})
+    components["ExecutionState"] = state
+    components["Summary"] = {
+        "type": "object",
+        "required": ["execution_id", "target", "status", "attempts", "requested_at", "ended_at"],
+        "properties": {
+            "execution_id": {"type": "string"},
+            "target": _nullable("string"),
+            "status": {"$ref": "#/components/schemas/Status"},
+            "attempts": {"type": "integer", "minimum": 0},
+            "requested_at": _nullable("string", format="date-time"),
+            "ended_at": _nullable("string", format="date-time"),
+        },
+    }
+    components["ExecutionList"] = {
+        "type": "object",
+        "required": ["executions"],
+        "properties": {
+            "executions": {"type": "array", "items": {"$ref": "#/components/schemas/Summary"}}
+        },
+    }
+    components["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    }
+    components["Health"] = {
+        "type": "object",
+        "required": ["status", "executions"],
+        "properties": {
+            "status": {"const": "ok"},
+            "broker": {"type": "string"},
+            "vhost": {"type": "string"},
+            "namespace": {"type": "string"},
+            "executions": {"type": "integer", "minimum": 0},
+            "offset": _nullable("integer"),
+            "unreadable": {"type": "integer", "minimum": 0},
+        },
+    }
+    return components
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Ricochet projector", "version": "1", "description": "Read-only."},
@@ -206,7 +262,7 @@ OPENAPI: dict[str, Any] = {
                     "Liveness; the broker (no password), vhost and namespace folded;"
                     " folded offset, executions, unreadable messages skipped"
                 ),
-                "responses": {"200": {"description": "ok"}},
+                "responses": {"200": _content("ok", "Health")},
             }
         },
         "/executions": {
@@ -231,8 +287,8 @@ OPENAPI: dict[str, Any] = {
                     ),
                 ],
                 "responses": {
-                    "200": {"description": "{executions: [summary]}"},
-                    "400": {"description": "{error: message}"},
+                    "200": _content("{executions: [summary]}", "ExecutionList"),
+                    "400": _content("{error: message}", "Error"),
                 },
             }
         },
@@ -248,8 +304,8 @@ OPENAPI: dict[str, Any] = {
                     }
                 ],
                 "responses": {
-                    "200": {"description": "the execution's state"},
-                    "404": {"description": "{error: message}"},
+                    "200": _content("the execution's state", "ExecutionState"),
+                    "404": _content("{error: message}", "Error"),
                 },
             }
         },
@@ -260,4 +316,5 @@ OPENAPI: dict[str, Any] = {
             }
         },
     },
+    "components": {"schemas": _component_schemas()},
 }

@@ -17,9 +17,11 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ricochet.contracts import ReplyRequested, ReplyV1
 from ricochet.contracts.base import UtcDatetime
 from ricochet.contracts.codec import describe
 from ricochet.engine.live import Live, from_row
+from ricochet.engine.replies import Owed
 from ricochet.engine.watch import Watch
 from ricochet.errors import UnreadableCheckpoint
 
@@ -38,6 +40,15 @@ class KeyBucket(BaseModel):
         return self.index, base64.b64decode(self.digests, validate=True)
 
 
+class OwedRow(BaseModel):
+    """Replies owed for one ended execution: its unsent requests, and the reply if known."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests: tuple[ReplyRequested, ...]
+    reply: ReplyV1 | None = None
+
+
 class CheckpointHeader(BaseModel):
     """Everything in a checkpoint but the live executions' events, validated whole."""
 
@@ -51,6 +62,9 @@ class CheckpointHeader(BaseModel):
     recovered: tuple[tuple[str, int], ...] = ()
     key_width_s: float = Field(gt=0)
     keys: tuple[KeyBucket, ...] = ()
+    owed: dict[str, OwedRow] = Field(default_factory=dict)
+    """Replies owed (``engine.replies``): an older supervisor refuses a checkpoint with
+    them, and falls back to an earlier one or the log, which is always right."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +103,19 @@ def take(watch: Watch, offset: int, at: datetime, worker: str) -> bytes:
             for index, digests in watch.keys.packed()
         ],
     }
+    if watch.replies.owed:
+        document["owed"] = _owed_rows(watch)
     return orjson.dumps(document)
+
+
+def _owed_rows(watch: Watch) -> dict[str, object]:
+    return {
+        execution_id: {
+            "requests": [request.model_dump(mode="json") for request in owed.requests.values()],
+            "reply": None if owed.reply is None else owed.reply.model_dump(mode="json"),
+        }
+        for execution_id, owed in watch.replies.owed.items()
+    }
 
 
 def read(body: bytes) -> Checkpoint:
@@ -121,6 +147,9 @@ def restore(
     header = checkpoint.header
     watch.restore(checkpoint.live, header.ended, header.recovered, vouched_at)
     watch.keys.load((bucket.unpacked() for bucket in header.keys), header.key_width_s)
+    for execution_id, row in header.owed.items():
+        requests = {request.event_id: request for request in row.requests}
+        watch.replies.owe(execution_id, Owed(requests, row.reply))
 
 
 @dataclass(slots=True)

@@ -15,10 +15,11 @@ import asyncio
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
-from ricochet.contracts import TriggerV1, decode, encode
+from ricochet.contracts import Event, ReplyRequested, TriggerV1, decode, encode
 from ricochet.contracts.limits import DEFAULT_LIMITS, Limits
 from ricochet.engine import RequestExecution
 from ricochet.engine.keys import KeyVerdict, judge_key, key_digest
+from ricochet.engine.replies import reply_requested
 from ricochet.engine.watch import Watch
 from ricochet.errors import DecodeError, DispatchInterrupted, InvalidTrigger
 from ricochet.workers.amqp.broker import TRANSIENT
@@ -48,7 +49,7 @@ def parse_trigger(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIM
         except orjson.JSONDecodeError as not_json:
             raise InvalidTrigger(f"body is not JSON: {not_json}") from err
         raise InvalidTrigger(f"body does not match trigger.v1: {err}") from err
-    if message.routing_key and message.routing_key != trigger.target:
+    if message.routing_key != trigger.target:  # an empty key too: no way around the check
         raise InvalidTrigger(
             f"routing key {message.routing_key!r} is not the target {trigger.target!r}"
         )
@@ -57,6 +58,14 @@ def parse_trigger(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIM
     except TypeError as err:
         raise InvalidTrigger(f"arguments cannot travel as JSON: {err}") from err
     return trigger
+
+
+def _rejection(ended: Event, target: str) -> str:
+    """Why dispatching ended the execution at once: most often, no queue serves the target."""
+    error = getattr(ended, "error", None)
+    if error is None or error.type == "UnknownTarget":
+        return f"unknown target {target!r}: no worker queue serves it"
+    return f"{target!r}: {error.message}"
 
 
 class TriggerIntake:
@@ -71,8 +80,9 @@ class TriggerIntake:
     """
 
     def __init__(
-        self, dispatcher: Dispatcher, settler: Settler, watch: Watch, clock: Clock
+        self, dispatcher: Dispatcher, settler: Settler, watch: Watch, clock: Clock, worker: str
     ) -> None:
+        self._worker = worker
         self._dispatcher = dispatcher
         self._limits = dispatcher.limits
         self._settler = settler
@@ -117,8 +127,23 @@ class TriggerIntake:
                 return
             assert deciding is not None
             await asyncio.shield(deciding)
-        log.info("trigger.duplicate", idempotency_key=key, execution_id=execution_id_for(key))
+        execution_id = execution_id_for(key)
+        log.info("trigger.duplicate", idempotency_key=key, execution_id=execution_id)
+        reply = self._reply_request(message, execution_id)
+        if reply:  # the reply of the execution it matched, ended or not
+            await self._dispatcher.record(reply)
         await self._settler.settle(message, Ack())
+
+    def _reply_request(
+        self, message: AbstractIncomingMessage, execution_id: str
+    ) -> tuple[ReplyRequested, ...]:
+        """The trigger's ``reply_to`` (with its ``correlation_id``) as a fact for the log."""
+        if not message.reply_to:
+            return ()
+        request = reply_requested(
+            execution_id, message.reply_to, message.correlation_id, self._clock(), self._worker
+        )
+        return (request,)
 
     async def _start_keyed(
         self, message: AbstractIncomingMessage, trigger: TriggerV1, digest: int
@@ -145,11 +170,11 @@ class TriggerIntake:
             idempotency_key=trigger.idempotency_key,
             source="trigger",
         )
-        events = await self._dispatcher.start(request)
+        events = await self._dispatcher.start(request, self._reply_request(message, execution_id))
         if digest is not None:  # its request is on the log now: the key is used
             self._watch.keys.add(digest, self._clock().timestamp())
         if rejected(events):
-            reason = f"unknown target {trigger.target!r}: no worker queue serves it"
+            reason = _rejection(events[-1], trigger.target)
             log.warning("trigger.dead_lettered", reason=reason, execution_id=execution_id)
             await self._settler.settle(message, DeadLetter(reason))
             return

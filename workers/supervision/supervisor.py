@@ -36,6 +36,7 @@ from ricochet.workers.supervision import checkpoint
 from ricochet.workers.supervision.checkpoint_log import CheckpointLog
 from ricochet.workers.supervision.intake import TriggerIntake
 from ricochet.workers.supervision.recovery import Recovery
+from ricochet.workers.supervision.replies import Replier
 
 log = get_logger(__name__)
 
@@ -70,8 +71,11 @@ class Supervisor:
         )
         self._settler = settler
         self._recovery = Recovery(settings, recorder, settler, clock)
-        self.intake = TriggerIntake(dispatcher, settler, self.watch, clock)
+        self.intake = TriggerIntake(dispatcher, settler, self.watch, clock, settings.worker_id)
         self._checkpoints = CheckpointLog(connection, self.names)
+        self._replier = Replier(
+            connection, self.names, self.watch, recorder, clock, settings.worker_id
+        )
         self.last_checkpoint: int | None = None
         """The offset of the last checkpoint this supervisor wrote or took over from."""
         self.resumed_from: int | None = None
@@ -188,6 +192,7 @@ class Supervisor:
             keys=len(self.watch.keys),
             seconds=round(self._monotonic() - self._activated_at, 3),
         )
+        await self._replier.start()
         await self._watch_dead_letters()
         await self._take_triggers()
         self._judge_task = asyncio.create_task(self._judge_forever(), name="ricochet-judge")
@@ -227,6 +232,8 @@ class Supervisor:
                 self.watch.note_raw(raw, now)
         if entry.offset >= self._catch_up_to:
             self._reached.set()
+        if self.watch.replies.news and self.caught_up.is_set():
+            self._replier.wake()
 
     def note(self, event: Event) -> None:
         """Fold one event in, and keep the vigil in step with what is running."""
@@ -350,6 +357,7 @@ class Supervisor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self._replier.stop()
         if self._follower is not None:
             await self._follower.stop()
         await self._checkpoints.close()
