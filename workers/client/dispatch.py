@@ -35,6 +35,7 @@ from ricochet.errors import DispatchInterrupted
 from ricochet.workers.amqp.broker import TRANSIENT, persistent_message, publish_until_confirmed
 from ricochet.workers.clock import Clock
 from ricochet.workers.log.recorder import EventRecorder
+from ricochet.workers.observe.tracing import TRACE_HEADER, current_traceparent
 
 
 class Dispatcher:
@@ -57,8 +58,11 @@ class Dispatcher:
         """What this dispatcher's requests must keep to."""
         return self._limits
 
-    async def start(self, request: RequestExecution) -> tuple[Event, ...]:
+    async def start(self, request: RequestExecution, trace: str | None = None) -> tuple[Event, ...]:
         """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target.
+
+        ``trace`` (a W3C ``traceparent``; by default the current span's) goes on the
+        work message, so every attempt joins the requester's trace.
 
         Raises ``LimitExceeded`` (a ``ValueError``), having recorded nothing, when the
         arguments break a limit.
@@ -84,7 +88,13 @@ class Dispatcher:
                 f" {self._limits.max_work_bytes}"
             )
         await self._recorder.record(requested)
-        headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000)}
+        headers: dict[str, int | str] = {
+            ATTEMPT_HEADER: 1,
+            REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000),
+        }
+        traceparent = trace or current_traceparent()
+        if traceparent is not None:
+            headers[TRACE_HEADER] = traceparent
         message = persistent_message(body, headers=headers)
         try:
             await publish_until_confirmed(self._work, message, request.target)

@@ -64,6 +64,8 @@ from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.log.started import StartedLookup
 from ricochet.workers.logs import get_logger
+from ricochet.workers.observe.metrics import AttemptMetrics
+from ricochet.workers.observe.tracing import attempt_span, traceparent_of
 from ricochet.workers.runtime.children import ChildService
 from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.runtime.context import AttemptContext
@@ -127,6 +129,7 @@ class AttemptProcessor:
     accepting: Callable[[], bool]
     children: ChildService | None = None
     limits: Limits = DEFAULT_LIMITS
+    metrics: AttemptMetrics | None = None
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Process one delivery end to end; bad input is dead-lettered, never raised."""
@@ -194,15 +197,24 @@ class AttemptProcessor:
             context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
             if self.children is not None:
                 context = self.children.scope(context, delivery.requested_at_ms)
-            try:
-                ran = await invoke(task, work.args, work.kwargs, context, self.pool, self.limits)
-            except asyncio.CancelledError:
-                if self.accepting():
+            with attempt_span(message.headers, work, number, delivery.due_at) as span:
+                began = time.monotonic()
+                try:
+                    ran = await invoke(
+                        task, work.args, work.kwargs, context, self.pool, self.limits
+                    )
+                except asyncio.CancelledError:
+                    if self.accepting():
+                        raise
+                    bound.warning("attempt.interrupted_by_shutdown")
+                    await self._finish(
+                        _interrupted(), running, delivery, message.body, message.headers
+                    )
                     raise
-                bound.warning("attempt.interrupted_by_shutdown")
-                await self._finish(_interrupted(), running, delivery, message.body)
-                raise
-            await self._finish(ran, running, delivery, message.body)
+                if self.metrics is not None:
+                    self.metrics.attempt_ran(work.target, time.monotonic() - began)
+                span.ended(ran)
+                await self._finish(ran, running, delivery, message.body, message.headers)
             bound.info("attempt.ended", outcome=type(ran).__name__.lower())
         finally:
             self.running.discard(key)
@@ -247,6 +259,8 @@ class AttemptProcessor:
         if not await self._won(delivery, claim):
             return None
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
+        if self.metrics is not None:
+            self.metrics.attempt_started(work.target, lateness)
         log.debug(  # debug: at thousands a second, one info line per attempt (its end) is plenty
             "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
         )
@@ -296,7 +310,12 @@ class AttemptProcessor:
         return False
 
     async def _finish(
-        self, ran: Returned | Raised, state: ExecutionState, delivery: Delivery, body: bytes
+        self,
+        ran: Returned | Raised,
+        state: ExecutionState,
+        delivery: Delivery,
+        body: bytes,
+        headers: Mapping[str, Any] | None = None,
     ) -> None:
         """Record the outcome (retrying through broker trouble), then publish any retry."""
         number, target = delivery.attempt, delivery.work.target
@@ -309,9 +328,13 @@ class AttemptProcessor:
             log.warning("attempt.outcome_refused", execution_id=state.execution_id, error=str(err))
             decision = self._decide(_unrecordable(err), state, number)
             await self.recorder.record(decision)
+        if self.metrics is not None:
+            self.metrics.outcome_recorded(target, decision)
         scheduled = scheduled_retry(decision)
         if scheduled is not None:
-            retry = Retry.scheduled(scheduled, body, target, delivery.requested_at_ms)
+            retry = Retry.scheduled(
+                scheduled, body, target, delivery.requested_at_ms, traceparent_of(headers)
+            )
             await self.settler.settle(None, retry)
         else:
             await self.settler.settle(None, Ack())
