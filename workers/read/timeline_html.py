@@ -96,7 +96,12 @@ def _failure(attempt: AttemptState) -> str:
         return ""
     cause = _e(attempt.cause.value) if attempt.cause is not None else ""
     error = attempt.error
-    trace = f"<pre class=traceback>{_e(error.traceback)}</pre>" if error.traceback else ""
+    trace = (
+        f"<details><summary>traceback</summary><pre class=traceback>{_e(error.traceback)}</pre>"
+        "</details>"
+        if error.traceback
+        else ""
+    )
     return (
         f"<p class=error>cause {cause}: <strong>{_e(error.type)}</strong>:"
         f" <span class=message>{_e(error.message)}</span></p>{trace}"
