@@ -9,12 +9,20 @@ cost nothing between scrapes.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter as CountOf
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ricochet.contracts import AttemptFailed, AttemptSucceeded, Event, RetryScheduled
 
@@ -24,76 +32,139 @@ DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 30
 EVENTS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2000)
 
 
-class AttemptMetrics:
-    """What the attempts of one worker did, counted as their events were confirmed."""
+class Buckets:
+    """One histogram's counts, kept as plain numbers: ``observe`` is a bisect and two adds."""
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Prometheus' buckets: cumulative counts by upper bound, ending with +Inf."""
+        running, buckets = 0, []
+        for bound, count in zip(
+            (*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True
+        ):
+            running += count
+            buckets.append((bound, float(running)))
+        return buckets
+
+
+class AttemptMetrics(Collector):
+    """What the attempts of one worker did, counted as their events were confirmed.
+
+    Counted in plain dicts and turned into Prometheus families when scraped: at
+    thousands of attempts a second, the client library's locked per-sample
+    values cost more than the attempt's own bookkeeping.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.started = Counter(
-            "ricochet_attempts_started",
-            "Attempts started (their AttemptStarted confirmed and first on the log)",
-            ["target"],
-            registry=registry,
-        )
-        self.ended = Counter(
-            "ricochet_attempts_ended",
-            "Attempts ended, by outcome (succeeded, failed) and failure cause",
-            ["target", "outcome", "cause"],
-            registry=registry,
-        )
-        self.retries = Counter(
-            "ricochet_retries_scheduled", "Retries scheduled", ["target"], registry=registry
-        )
-        self.lateness = Histogram(
-            "ricochet_retry_lateness_seconds",
-            "How late a retry started: start time minus due time",
-            ["target"],
-            buckets=LATENESS_BUCKETS,
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "ricochet_attempt_duration_seconds",
-            "How long an attempt's function ran",
-            ["target"],
-            buckets=DURATION_BUCKETS,
-            registry=registry,
-        )
+        self.started: CountOf[str] = CountOf()
+        self.ended: CountOf[tuple[str, str, str]] = CountOf()
+        self.retries: CountOf[str] = CountOf()
+        self.lateness: dict[str, Buckets] = {}
+        self.duration: dict[str, Buckets] = {}
+        registry.register(self)
 
     def attempt_started(self, target: str, lateness_s: float | None) -> None:
-        self.started.labels(target).inc()
+        self.started[target] += 1
         if lateness_s is not None:
-            self.lateness.labels(target).observe(max(lateness_s, 0.0))
+            _buckets(self.lateness, target, LATENESS_BUCKETS).observe(max(lateness_s, 0.0))
 
     def attempt_ran(self, target: str, seconds: float) -> None:
-        self.duration.labels(target).observe(seconds)
+        _buckets(self.duration, target, DURATION_BUCKETS).observe(seconds)
 
     def outcome_recorded(self, target: str, events: Sequence[Event]) -> None:
         """Count the outcome events an attempt recorded (confirmed)."""
         for event in events:
             if isinstance(event, AttemptSucceeded):
-                self.ended.labels(target, "succeeded", "").inc()
+                self.ended[(target, "succeeded", "")] += 1
             elif isinstance(event, AttemptFailed):
-                self.ended.labels(target, "failed", event.cause.value).inc()
+                self.ended[(target, "failed", event.cause.value)] += 1
             elif isinstance(event, RetryScheduled):
-                self.retries.labels(target).inc()
+                self.retries[target] += 1
+
+    def collect(self) -> Iterable[Metric]:
+        yield _counters(
+            "ricochet_attempts_started",
+            "Attempts started (their AttemptStarted confirmed and first on the log)",
+            ["target"],
+            (((target,), n) for target, n in self.started.items()),
+        )
+        yield _counters(
+            "ricochet_attempts_ended",
+            "Attempts ended, by outcome (succeeded, failed) and failure cause",
+            ["target", "outcome", "cause"],
+            self.ended.items(),
+        )
+        yield _counters(
+            "ricochet_retries_scheduled",
+            "Retries scheduled",
+            ["target"],
+            (((target,), n) for target, n in self.retries.items()),
+        )
+        yield _histograms(
+            "ricochet_retry_lateness_seconds",
+            "How late a retry started: start time minus due time",
+            self.lateness,
+        )
+        yield _histograms(
+            "ricochet_attempt_duration_seconds", "How long an attempt's function ran", self.duration
+        )
 
 
-class CommitMetrics:
+class CommitMetrics(Collector):
     """Group commit: stream messages published, and how many events each carried."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.messages = Counter(
-            "ricochet_log_messages", "Event-log messages confirmed", registry=registry
-        )
-        self.events = Histogram(
-            "ricochet_log_events_per_message",
-            "Events in one confirmed event-log message (group commit)",
-            buckets=EVENTS_BUCKETS,
-            registry=registry,
-        )
+        self.messages = 0
+        self.events = Buckets(EVENTS_BUCKETS)
+        registry.register(self)
 
     def confirmed(self, events: int) -> None:
-        self.messages.inc()
+        self.messages += 1
         self.events.observe(events)
+
+    def collect(self) -> Iterable[Metric]:
+        yield _counter("ricochet_log_messages", "Event-log messages confirmed", self.messages)
+        family = HistogramMetricFamily(
+            "ricochet_log_events_per_message",
+            "Events in one confirmed event-log message (group commit)",
+        )
+        family.add_metric([], self.events.cumulative(), self.events.total)
+        yield family
+
+
+def _buckets(by_target: dict[str, Buckets], target: str, bounds: Sequence[float]) -> Buckets:
+    found = by_target.get(target)
+    if found is None:
+        found = by_target[target] = Buckets(bounds)
+    return found
+
+
+def _counters(
+    name: str, documentation: str, labels: list[str], values: Iterable[tuple[tuple[str, ...], int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for label_values, value in sorted(values):
+        family.add_metric(list(label_values), value)
+    return family
+
+
+def _histograms(name: str, documentation: str, by_target: dict[str, Buckets]) -> Metric:
+    family = HistogramMetricFamily(name, documentation, labels=["target"])
+    for target, buckets in sorted(by_target.items()):
+        family.add_metric([target], buckets.cumulative(), buckets.total)
+    return family
 
 
 class SupervisorView(Protocol):
