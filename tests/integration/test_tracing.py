@@ -93,14 +93,21 @@ async def test_submit_inside_a_span_joins_its_trace(
     assert {context.span_id} == {s.parent.span_id for s in attempts if s.parent}
 
 
+@pytest.mark.parametrize(
+    ("workflow", "child_attempts"), [("w.calls_broken", 2), ("w.calls_flaky", 3)]
+)
 async def test_a_child_call_is_traced_under_its_parents_attempt(
-    settings: Settings, client: Client, spans: InMemorySpanExporter
+    settings: Settings,
+    client: Client,
+    spans: InMemorySpanExporter,
+    workflow: str,
+    child_attempts: int,
 ) -> None:
-    """Given an async workflow that calls a child, the child's attempts are children of
-    the parent attempt's span, in the same trace."""
+    """Given a workflow (async, or sync in a thread) that calls a child with retries, the
+    child's attempts are children of the parent attempt's span, in the same trace."""
     async with running_worker(settings, tasks.ALL):
-        handle = await client.submit("w.calls_broken")
-        await handle.wait(timeout=20)
+        handle = await client.submit(workflow, [1] if workflow == "w.calls_flaky" else [])
+        await handle.wait(timeout=30)
         await eventually(lambda: len(attempts_of(spans, handle.id)) == 1)
         parent = attempts_of(spans, handle.id)[0]
         children = [
@@ -108,6 +115,6 @@ async def test_a_child_call_is_traced_under_its_parents_attempt(
             for s in spans.get_finished_spans()
             if (s.attributes or {}).get("ricochet.parent_id") == handle.id
         ]
-    assert len(children) == 2
+    assert len(children) == child_attempts
     assert {parent.context.trace_id} == {s.context.trace_id for s in children}
     assert {parent.context.span_id} == {s.parent.span_id for s in children if s.parent}
