@@ -6,7 +6,8 @@ header of the same name, and on every retry of it (``delivery.settle``). Each
 attempt is a span whose parent is that context, so every retry of one
 execution shares the trace. Without the ``tracing`` extra the import fails
 quietly and everything here is a no-op; with it but no tracer provider set, the
-API's non-recording spans cost next to nothing.
+API makes a (non-recording) span only for an attempt whose work carries a trace
+context, so that its child calls carry it on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ except ImportError:  # pragma: no cover - exercised where the extra is not insta
 
 ENABLED = otel_trace is not None
 _PROPAGATOR = TraceContextTextMapPropagator() if ENABLED else None
+_TRACER = otel_trace.get_tracer("ricochet") if ENABLED else None
+"""A proxy until a tracer provider is set, then the provider's tracer: made once, as
+making one per attempt costs as much as the span."""
 
 
 def traceparent_of(headers: Mapping[str, Any] | None) -> str | None:
@@ -71,18 +75,23 @@ class AttemptSpan:
 NO_SPAN = AttemptSpan(None)
 
 
+def _provider_set() -> bool:
+    """Has the process set a tracer provider (the SDK's, say)? Until then spans record
+    nothing, and an attempt with no trace context to pass on needs none."""
+    return not isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider)
+
+
 @contextmanager
 def attempt_span(
     headers: Mapping[str, Any] | None, work: WorkMessage, attempt: int, due_at: float | None
 ) -> Iterator[AttemptSpan]:
     """A span around one attempt's run, the child of the context its work message carries."""
-    if _PROPAGATOR is None:
-        yield NO_SPAN
-        return
     carried = traceparent_of(headers)
+    if _PROPAGATOR is None or _TRACER is None or (carried is None and not _provider_set()):
+        yield NO_SPAN  # nothing would record it, and there is no trace to carry on
+        return
     parent = _PROPAGATOR.extract({TRACE_HEADER: carried}) if carried else None
-    tracer = otel_trace.get_tracer("ricochet")
-    with tracer.start_as_current_span(
+    with _TRACER.start_as_current_span(
         f"attempt {work.target}",
         context=parent,
         kind=SpanKind.CONSUMER,
