@@ -55,6 +55,8 @@ class Settings(BaseModel):
     checkpoint_s: float = Field(default=5.0, gt=0, le=3600)
     dedup_window_s: float | None = Field(default=None, gt=0)
     trigger_prefetch: int = Field(default=256, ge=1, le=65_535)
+    # Prometheus metrics of a worker on this port (workers.observe); None: off, 0: any free port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     # How long a worker or projector keeps trying its first connection (README "Settings"):
     # inf waits for the broker however long it takes, 0 not at all. One-shot commands and
     # clients never wait: they fail at once with one line saying why.

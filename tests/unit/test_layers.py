@@ -148,11 +148,20 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "engine": frozenset({"errors", "contracts"}),
     "workers.shared": CORE,
     "workers.amqp": CORE | {"workers.shared"},
-    "workers.log": CORE | {"workers.shared", "workers.amqp"},
-    "workers.delivery": CORE | {"workers.shared", "workers.amqp", "workers.log"},
-    "workers.client": CORE | {"workers.shared", "workers.amqp", "workers.log"},
+    # metrics and traces: below everything that counts or traces, above only the broker names
+    "workers.observe": CORE | {"workers.shared", "workers.amqp"},
+    "workers.log": CORE | {"workers.shared", "workers.amqp", "workers.observe"},
+    "workers.delivery": CORE | {"workers.shared", "workers.amqp", "workers.log", "workers.observe"},
+    "workers.client": CORE | {"workers.shared", "workers.amqp", "workers.log", "workers.observe"},
     "workers.supervision": CORE
-    | {"workers.shared", "workers.amqp", "workers.log", "workers.delivery", "workers.client"},
+    | {
+        "workers.shared",
+        "workers.amqp",
+        "workers.log",
+        "workers.delivery",
+        "workers.client",
+        "workers.observe",
+    },
     "workers.runtime": CORE
     | {
         "workers.shared",
@@ -161,8 +170,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
         "workers.delivery",
         "workers.client",
         "workers.supervision",
+        "workers.observe",
     },
-    "workers.read": CORE | {"workers.shared", "workers.amqp", "workers.log"},
+    "workers.read": CORE | {"workers.shared", "workers.amqp", "workers.log", "workers.observe"},
     "workers.cli": CORE
     | {
         "root",

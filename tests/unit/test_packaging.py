@@ -55,3 +55,10 @@ def test_the_wheel_names_the_ricochet_command_and_its_license(wheel: zipfile.Zip
 
     assert "ricochet = ricochet.workers.cli.main:main" in wheel.read(entry_points).decode()
     assert 1 == len(licenses)
+
+
+def test_the_wheel_carries_the_web_timelines_script_and_style(wheel: zipfile.ZipFile) -> None:
+    """The projector's pages load these from the package, never from the internet."""
+    names = set(wheel.namelist())
+    assert "ricochet/workers/read/static/live.js" in names
+    assert "ricochet/workers/read/static/timeline.css" in names

@@ -18,6 +18,7 @@ from ricochet.workers.cli.log_tools import rebuild as rebuild_store
 from ricochet.workers.cli.options import connection_options, run, settings_of, until_signalled
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read import api
+from ricochet.workers.read.http import projector_app
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.runtime.tasks import tasks_in
 from ricochet.workers.runtime.worker import Worker
@@ -71,11 +72,10 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
     runner = None
     if http:
         host, _, port = http.rpartition(":")
-        application = api.app(
-            projector.provenance, lambda: projector.projection, projector.progress
-        )
+        application = projector_app(projector)
         runner = await api.serve(application, host or "127.0.0.1", int(port))
-        log.info("projector.http", url=f"http://{host or '127.0.0.1'}:{port}/openapi.json")
+        base = f"http://{host or '127.0.0.1'}:{port}"
+        log.info("projector.http", url=f"{base}/openapi.json", pages=f"{base}/ui")
     await until_signalled()
     if runner is not None:
         await runner.cleanup()
@@ -147,6 +147,13 @@ def startup_wait_option(command: F) -> F:
     help="Seconds an idempotency key is remembered (default: the event stream's retention).",
 )
 @click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="RICOCHET_METRICS_PORT",
+    help="Serve Prometheus metrics on this port at /metrics (default: off; 0: any free port).",
+)
+@click.option(
     "--trigger-prefetch",
     type=int,
     default=256,
@@ -168,6 +175,7 @@ def worker_command(
     checkpoint_every: float,
     dedup_window: float | None,
     trigger_prefetch: int,
+    metrics_port: int | None,
     startup_wait: float | None,
 ) -> None:
     """Run the tasks declared in MODULES (imported from the current directory too)."""
@@ -182,6 +190,7 @@ def worker_command(
         checkpoint_s=checkpoint_every,
         dedup_window_s=dedup_window,
         trigger_prefetch=trigger_prefetch,
+        metrics_port=metrics_port,
         startup_wait_s=startup_wait,
     )
     chosen = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None

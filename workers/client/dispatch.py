@@ -36,6 +36,7 @@ from ricochet.errors import DispatchInterrupted
 from ricochet.workers.amqp.broker import TRANSIENT, persistent_message, publish_until_confirmed
 from ricochet.workers.clock import Clock
 from ricochet.workers.log.recorder import EventRecorder
+from ricochet.workers.observe.tracing import TRACE_HEADER, current_traceparent
 
 
 class Dispatcher:
@@ -59,11 +60,18 @@ class Dispatcher:
         return self._limits
 
     async def start(
-        self, request: RequestExecution, also: tuple[Event, ...] = ()
+        self,
+        request: RequestExecution,
+        also: tuple[Event, ...] = (),
+        trace: str | None = None,
     ) -> tuple[Event, ...]:
         """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target
         or the work could not be published at all. ``also``: facts recorded with the request,
-        in the same stream message (a trigger's reply request).
+        in the same stream message (a trigger's reply request). ``trace``: a W3C traceparent
+        to carry on the work (else the current span's, if any).
+
+        ``trace`` (a W3C ``traceparent``; by default the current span's) goes on the
+        work message, so every attempt joins the requester's trace.
 
         Raises ``LimitExceeded`` (a ``ValueError``), having recorded nothing, when the
         arguments break a limit or the target does not fit a routing key.
@@ -90,7 +98,13 @@ class Dispatcher:
                 f" {self._limits.max_work_bytes}"
             )
         await self._recorder.record(requested + also)
-        headers = {ATTEMPT_HEADER: 1, REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000)}
+        headers: dict[str, int | str] = {
+            ATTEMPT_HEADER: 1,
+            REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000),
+        }
+        traceparent = trace or current_traceparent()
+        if traceparent is not None:
+            headers[TRACE_HEADER] = traceparent
         message = persistent_message(body, headers=headers)
         try:
             await publish_until_confirmed(self._work, message, request.target)

@@ -23,13 +23,28 @@ class Retry:
     delay_s: float
     due_at: datetime
     requested_at_ms: int | None = None
+    traceparent: str | None = None
+    """The W3C trace context the work came with: every retry stays in its trace."""
 
     @classmethod
     def scheduled(
-        cls, retry: RetryScheduled, body: bytes, target: str, requested_at_ms: int | None
+        cls,
+        retry: RetryScheduled,
+        body: bytes,
+        target: str,
+        requested_at_ms: int | None,
+        traceparent: str | None = None,
     ) -> Retry:
         """The publish a recorded ``RetryScheduled`` asks for."""
-        return cls(body, target, retry.next_attempt, retry.delay_s, retry.due_at, requested_at_ms)
+        return cls(
+            body,
+            target,
+            retry.next_attempt,
+            retry.delay_s,
+            retry.due_at,
+            requested_at_ms,
+            traceparent,
+        )
 
 
 @dataclass(frozen=True, slots=True)

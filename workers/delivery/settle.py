@@ -28,6 +28,7 @@ from ricochet.workers.amqp.topology import (
 from ricochet.workers.clock import Clock, utc_now
 from ricochet.workers.delivery.acks import RunAcker
 from ricochet.workers.delivery.disposition import Ack, DeadLetter, Outcome, Requeue, Retry
+from ricochet.workers.observe.tracing import TRACE_HEADER
 
 
 class Settler:
@@ -105,6 +106,8 @@ class Settler:
         headers: dict[str, Any] = {ATTEMPT_HEADER: retry.attempt, DUE_AT_HEADER: due_ms}
         if retry.requested_at_ms is not None:
             headers[REQUESTED_AT_HEADER] = retry.requested_at_ms
+        if retry.traceparent is not None:
+            headers[TRACE_HEADER] = retry.traceparent
         if retry.delay_s > 0:
             await self._ensure_delay_queue(round(retry.delay_s * 1000))
         remaining = (retry.due_at - self._clock()).total_seconds()  # after the declare's round trip

@@ -43,6 +43,7 @@ from ricochet.workers.amqp.broker import (
 )
 from ricochet.workers.end_of_turn import EndOfTurn
 from ricochet.workers.logs import get_logger
+from ricochet.workers.observe.metrics import CommitMetrics
 
 log = get_logger(__name__)
 
@@ -76,6 +77,7 @@ class GroupCommitter:
     max_in_flight: int = MAX_IN_FLIGHT
     max_events: int = MAX_EVENTS
     max_bytes: int = MAX_BYTES
+    metrics: CommitMetrics | None = None
     _waiting: list[_Waiting] = field(default_factory=list)
     _in_flight: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -191,6 +193,8 @@ class GroupCommitter:
         except Exception as err:  # unroutable, nacked: every caller hears why
             _settle(group, err)
         else:
+            if self.metrics is not None:
+                self.metrics.confirmed(sum(len(waiting.events) for waiting in group))
             _settle(group, None)
 
     def _after_failure(self, group: list[_Waiting], err: BaseException) -> None:

@@ -20,7 +20,7 @@ class EventRecorder:
     """Publishes events to the log's exchange and returns once the broker confirmed them."""
 
     def __init__(self, exchange: AbstractExchange, limits: Limits = DEFAULT_LIMITS) -> None:
-        self._committer = GroupCommitter(exchange, max_bytes=limits.max_message_bytes)
+        self.committer = GroupCommitter(exchange, max_bytes=limits.max_message_bytes)
 
     @classmethod
     async def open(
@@ -34,7 +34,7 @@ class EventRecorder:
         Events that cannot be written, or are too large for one message, raise
         ``LimitExceeded`` at once (nothing of them is sent; see ``workers.log.group_commit``).
         """
-        await self._committer.commit(events)
+        await self.committer.commit(events)
 
     async def record_once(self, events: Sequence[Event], claim: str) -> None:
         """One try: for a claim (``AttemptStarted``) that must not be made twice.
@@ -43,4 +43,4 @@ class EventRecorder:
         header, so after a lost confirm the log can tell whether this publish
         (and not another worker's) got through.
         """
-        await self._committer.commit(events, claim)
+        await self.committer.commit(events, claim)

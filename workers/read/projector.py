@@ -24,7 +24,7 @@ from ricochet.contracts import Event
 from ricochet.engine import TERMINAL, ExecutionState, Status, evolve, initial
 from ricochet.workers.amqp.broker import connect, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core
-from ricochet.workers.log.reader import Entry, LogFollower, Offset, stream_channel
+from ricochet.workers.log.reader import Entry, LogFollower, Offset, stream_channel, tail_offset
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read.provenance import provenance_of
 from ricochet.workers.read.store import ProjectionStore
@@ -173,6 +173,19 @@ class Projector:
         self._channel: AbstractChannel | None = None
         self._follower: LogFollower | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self.tail: int | None = None
+        """The stream's last offset when last asked (``refresh_tail``): for the lag metric."""
+
+    async def refresh_tail(self) -> None:
+        """Ask the broker where the stream ends now (before a metrics scrape)."""
+        if self._connection is not None:
+            self.tail = await tail_offset(self._connection, self.names)
+
+    def status_counts(self) -> dict[str, int]:
+        """Executions in the store by status (after writing what is pending)."""
+        self.flush()
+        rows = self.store.db.execute("SELECT status, COUNT(*) FROM executions GROUP BY status")
+        return {str(status): int(count) for status, count in rows}
 
     @property
     def offset(self) -> int | None:

@@ -33,17 +33,12 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 
 from ricochet.contracts import (
-    ATTEMPT_HEADER,
     DEFAULT_LIMITS,
-    DUE_AT_HEADER,
-    REQUESTED_AT_HEADER,
     ErrorInfo,
     Event,
     FailureCause,
     Limits,
     TooLarge,
-    WorkMessage,
-    decode,
 )
 from ricochet.contracts.limits import cut
 from ricochet.engine import (
@@ -59,7 +54,7 @@ from ricochet.engine import (
 from ricochet.engine.cancel import with_cancel_from
 from ricochet.engine.claims import Copy, cancel_floor, earliest_start, judge_copy
 from ricochet.engine.recovery import scheduled_retry
-from ricochet.errors import BadMessage, DecodeError, LimitExceeded
+from ricochet.errors import BadMessage, LimitExceeded
 from ricochet.workers.amqp.broker import TRANSIENT
 from ricochet.workers.clock import Clock
 from ricochet.workers.delivery.disposition import Ack, DeadLetter, Requeue, Retry
@@ -67,10 +62,13 @@ from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.log.started import StartedLookup
 from ricochet.workers.logs import get_logger
+from ricochet.workers.observe.metrics import AttemptMetrics
+from ricochet.workers.observe.tracing import attempt_span, traceparent_of
 from ricochet.workers.runtime.children import ChildService
 from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.runtime.context import AttemptContext
 from ricochet.workers.runtime.heartbeat import RunningAttempts
+from ricochet.workers.runtime.incoming import Delivery, parse
 from ricochet.workers.runtime.runner import Raised, Returned, invoke
 from ricochet.workers.runtime.tasks import Task
 
@@ -82,38 +80,6 @@ LOGGED_ERROR_CHARS = 500
 """An error message in a log line is cut to this (the events keep it whole)."""
 START_VERIFY_S = 300.0
 """How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A parsed work message and the attempt it is for."""
-
-    work: WorkMessage
-    attempt: int
-    due_at: float | None
-    requested_at_ms: int | None = None
-
-
-def parse(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIMITS) -> Delivery:
-    """Validate headers and body; raises ``BadMessage`` with a reason for a person."""
-    size = len(message.body)
-    if size > limits.max_work_bytes:
-        raise BadMessage(f"body of {size} bytes is over the {limits.max_work_bytes} byte limit")
-    headers = message.headers or {}
-    attempt = headers.get(ATTEMPT_HEADER, 1)
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise BadMessage(f"header {ATTEMPT_HEADER} must be an int >= 1, got {attempt!r}")
-    due_ms = headers.get(DUE_AT_HEADER)
-    due_at = due_ms / 1000 if isinstance(due_ms, int) and not isinstance(due_ms, bool) else None
-    try:
-        work = decode(WorkMessage, message.body)
-    except DecodeError as err:
-        raise BadMessage(f"invalid work message: {err}") from err
-    requested = headers.get(REQUESTED_AT_HEADER)
-    requested_ms = (
-        requested if isinstance(requested, int) and not isinstance(requested, bool) else None
-    )
-    return Delivery(work, attempt, due_at, requested_ms)
 
 
 @dataclass(slots=True)
@@ -132,6 +98,7 @@ class AttemptProcessor:
     accepting: Callable[[], bool]
     children: ChildService | None = None
     limits: Limits = DEFAULT_LIMITS
+    metrics: AttemptMetrics | None = None
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Process one delivery end to end; bad input is dead-lettered, never raised."""
@@ -194,15 +161,24 @@ class AttemptProcessor:
             context = AttemptContext(work.execution_id, number, work.target, self.worker_id)
             if self.children is not None:
                 context = self.children.scope(context, delivery.requested_at_ms)
-            try:
-                ran = await invoke(task, work.args, work.kwargs, context, self.pool, self.limits)
-            except asyncio.CancelledError:
-                if self.accepting():
+            with attempt_span(message.headers, work, number, delivery.due_at) as span:
+                began = time.monotonic()
+                try:
+                    ran = await invoke(
+                        task, work.args, work.kwargs, context, self.pool, self.limits
+                    )
+                except asyncio.CancelledError:
+                    if self.accepting():
+                        raise
+                    bound.warning("attempt.interrupted_by_shutdown")
+                    await self._finish(
+                        _interrupted(), running, delivery, message.body, message.headers
+                    )
                     raise
-                bound.warning("attempt.interrupted_by_shutdown")
-                await self._finish(_interrupted(), running, delivery, message.body)
-                raise
-            recorded = await self._finish(ran, running, delivery, message.body)
+                if self.metrics is not None:
+                    self.metrics.attempt_ran(work.target, time.monotonic() - began)
+                span.ended(ran)
+                recorded = await self._finish(ran, running, delivery, message.body, message.headers)
             bound.info("attempt.ended", **ended_fields(ran, recorded))
         finally:
             self.running.discard(key)
@@ -247,6 +223,8 @@ class AttemptProcessor:
         if not await self._won(delivery, claim):
             return None
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
+        if self.metrics is not None:
+            self.metrics.attempt_started(work.target, lateness)
         log.debug(  # debug: at thousands a second, one info line per attempt (its end) is plenty
             "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
         )
@@ -296,7 +274,12 @@ class AttemptProcessor:
         return False
 
     async def _finish(
-        self, ran: Returned | Raised, state: ExecutionState, delivery: Delivery, body: bytes
+        self,
+        ran: Returned | Raised,
+        state: ExecutionState,
+        delivery: Delivery,
+        body: bytes,
+        headers: Mapping[str, Any] | None = None,
     ) -> tuple[Event, ...]:
         """Record the outcome (retrying through broker trouble), then publish any retry;
         the events recorded.
@@ -316,9 +299,13 @@ class AttemptProcessor:
             log.warning("attempt.outcome_refused", execution_id=state.execution_id, error=str(err))
             decision = self._decide(_unrecordable(err), state, number)
             await self.recorder.record(decision)
+        if self.metrics is not None:
+            self.metrics.outcome_recorded(target, decision)
         scheduled = scheduled_retry(decision)
         if scheduled is not None:
-            retry = Retry.scheduled(scheduled, body, target, delivery.requested_at_ms)
+            retry = Retry.scheduled(
+                scheduled, body, target, delivery.requested_at_ms, traceparent_of(headers)
+            )
             await self.settler.settle(None, retry)
         else:
             await self.settler.settle(None, Ack())

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aiohttp import web
 
 from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
 from ricochet.workers.amqp.failover import FailoverConnection
@@ -22,9 +23,12 @@ from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock, utc_now
 from ricochet.workers.delivery.acks import RunAcker
 from ricochet.workers.delivery.settle import Settler
+from ricochet.workers.log.reader import tail_offset
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.log.started import StartedLookup
 from ricochet.workers.logs import get_logger
+from ricochet.workers.observe.metrics import WorkerMetrics
+from ricochet.workers.observe.serving import serve_metrics
 from ricochet.workers.runtime.attempt import AttemptProcessor
 from ricochet.workers.runtime.children import ChildService
 from ricochet.workers.runtime.claims import ClaimBook
@@ -72,6 +76,10 @@ class Worker:
         self._children: ChildService | None = None
         self._claims: ClaimBook | None = None
         self._accepting = True
+        self.metrics = WorkerMetrics() if settings.metrics_port is not None else None
+        self.metrics_port: int | None = None
+        """The port /metrics is served on, once started (``metrics_port`` 0 picks one)."""
+        self._metrics_server: web.AppRunner | None = None
 
     async def start(self) -> None:
         """Connect (waiting for the broker up to ``startup_wait_s``), declare what this
@@ -112,6 +120,7 @@ class Worker:
             claims=claims,
             accepting=lambda: self._accepting,
             limits=limits,
+            metrics=None if self.metrics is None else self.metrics.attempts,
         )
         self._children = ChildService(
             connection, names, dispatcher, recorder, self._slots, self._clock
@@ -126,7 +135,28 @@ class Worker:
         )
         await self.supervisor.start()
         await self._consume(connection, names)
+        await self._serve_metrics(recorder, connection, names)
         self._log_started(connection)
+
+    async def _serve_metrics(
+        self, recorder: EventRecorder, connection: AbstractRobustConnection, names: Names
+    ) -> None:
+        """Count attempts, group commits and the supervisor's state, and serve them."""
+        metrics, port = self.metrics, self.settings.metrics_port
+        if metrics is None or port is None:
+            return
+        recorder.committer.metrics = metrics.commits
+        metrics.watch_running(lambda: len(self._running_attempts))
+        metrics.watch_supervisor(lambda: self.supervisor)
+
+        async def refresh() -> None:
+            """The stream's tail, for the active supervisor's log lag."""
+            if self.supervisor is not None and self.supervisor.active:
+                self.supervisor.stream_tail = await tail_offset(connection, names)
+
+        self._metrics_server, self.metrics_port = await serve_metrics(
+            metrics.registry, port, refresh
+        )
 
     def _log_started(self, connection: FailoverConnection) -> None:
         """The line that says what this worker is connected to and what it serves, so a
@@ -218,6 +248,8 @@ class Worker:
         log.info("worker.stopped", interrupted=len(unfinished))
 
     async def _close(self) -> None:
+        if self._metrics_server is not None:
+            await self._metrics_server.cleanup()
         if self.supervisor is not None:
             await self.supervisor.stop()
         if self._children is not None:

@@ -11,6 +11,7 @@ Bad input is dead-lettered with the reason and logged; nothing stops.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
@@ -28,6 +29,7 @@ from ricochet.workers.clock import Clock
 from ricochet.workers.delivery.disposition import Ack, DeadLetter
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.logs import get_logger
+from ricochet.workers.observe.tracing import traceparent_of
 
 log = get_logger(__name__)
 
@@ -89,6 +91,8 @@ class TriggerIntake:
         self._watch = watch
         self._clock = clock
         self._deciding: dict[int, asyncio.Future[None]] = {}
+        self.counts: Counter[str] = Counter()
+        """Triggers by result (started, duplicate, dead_lettered): for the metrics."""
 
     def knows(self, key: str) -> bool:
         """Is ``key`` inside the de-duplication window (it started an execution)?"""
@@ -103,6 +107,7 @@ class TriggerIntake:
         except Exception as err:
             reason = f"could not be processed: {type(err).__name__}: {err}"
             log.exception("trigger.dead_lettered", reason=reason)
+            self.counts["dead_lettered"] += 1
             await self._settler.settle(message, DeadLetter(reason))
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
@@ -110,6 +115,7 @@ class TriggerIntake:
             trigger = parse_trigger(message, self._limits)
         except InvalidTrigger as err:
             log.warning("trigger.dead_lettered", reason=str(err), routing_key=message.routing_key)
+            self.counts["dead_lettered"] += 1
             await self._settler.settle(message, DeadLetter(str(err)))
             return
         key = trigger.idempotency_key
@@ -129,6 +135,7 @@ class TriggerIntake:
             await asyncio.shield(deciding)
         execution_id = execution_id_for(key)
         log.info("trigger.duplicate", idempotency_key=key, execution_id=execution_id)
+        self.counts["duplicate"] += 1
         reply = self._reply_request(message, execution_id)
         if reply:  # the reply of the execution it matched, ended or not
             await self._dispatcher.record(reply)
@@ -170,15 +177,21 @@ class TriggerIntake:
             idempotency_key=trigger.idempotency_key,
             source="trigger",
         )
-        events = await self._dispatcher.start(request, self._reply_request(message, execution_id))
+        events = await self._dispatcher.start(
+            request,
+            self._reply_request(message, execution_id),
+            trace=traceparent_of(message.headers),
+        )
         if digest is not None:  # its request is on the log now: the key is used
             self._watch.keys.add(digest, self._clock().timestamp())
         if rejected(events):
             reason = _rejection(events[-1], trigger.target)
             log.warning("trigger.dead_lettered", reason=reason, execution_id=execution_id)
+            self.counts["dead_lettered"] += 1
             await self._settler.settle(message, DeadLetter(reason))
             return
         log.debug(  # debug: at thousands a second, the execution's own lines say enough
             "trigger.started", execution_id=execution_id, target=trigger.target
         )
+        self.counts["started"] += 1
         await self._settler.settle(message, Ack())

@@ -81,6 +81,8 @@ class Supervisor:
         self.resumed_from: int | None = None
         self.first_offset_read: int | None = None
         self.heartbeats_refused = 0
+        self.takeovers = self.attempts_lost = 0  # for the metrics (workers.observe)
+        self.stream_tail: int | None = None  # set when metrics are scraped
         self._cadence = checkpoint.Cadence()
         self.active = False
         self.caught_up = asyncio.Event()
@@ -106,6 +108,18 @@ class Supervisor:
     def unreadable(self) -> int:
         """Stream messages this supervisor could not read, and skipped (SPEC 7.7)."""
         return 0 if self._follower is None else self._follower.unreadable
+
+    @property
+    def log_lag(self) -> int | None:
+        """Stream messages between what this (active) supervisor read and the last tail seen."""
+        read = None if self._follower is None else self._follower.last_offset
+        if self.stream_tail is None or read is None:
+            return None
+        return max(self.stream_tail - read, 0)
+
+    @property
+    def trigger_counts(self) -> dict[str, int]:
+        return dict(self.intake.counts)
 
     async def start(self) -> None:
         """Join the heartbeat queue; the broker decides whether this one is active."""
@@ -167,6 +181,7 @@ class Supervisor:
         """Load the latest checkpoint, read the log after it, then judge every heartbeat
         interval, read dead letters and triggers, and checkpoint."""
         self._activated_at = self._monotonic()
+        self.takeovers += 1
         log.info("supervisor.active", worker=self.settings.worker_id)
         if self._came_back_lately():
             self.attendance.outage(self._activated_at)
@@ -309,6 +324,7 @@ class Supervisor:
             return
         worker = state.attempts[-1].worker if state.attempts else None
         events = await self._recovery.lose(state, attempt, worker, self.settings.worker_id)
+        self.attempts_lost += 1
         for event in events:
             self.note(event)
 
