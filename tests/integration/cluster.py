@@ -142,6 +142,16 @@ class LocalCluster:
         rows = [row for row in self.queues(namespace) if row["type"] in kinds]
         return bool(rows) and all(len(row["online"]) == SIZE for row in rows)
 
+    def settled(self, namespace: str) -> bool:
+        """After a node stopped: every quorum queue and stream of ``namespace`` has a
+        leader on a running node, and a member on each running node (the elections the
+        stop caused are over)."""
+        running = {self.nodes[i] for i in self.up()}
+        rows = [row for row in self.queues(namespace) if row["type"] in ("quorum", "stream")]
+        return bool(rows) and all(
+            row["leader"] in running and running <= set(row["online"]) for row in rows
+        )
+
     # -- life -------------------------------------------------------------------------
 
     def start(self) -> None:
