@@ -115,3 +115,26 @@ class Attendance:
         horizon = now - after_windows * self.window_s
         for worker in [w for w, seen in self.last_seen.items() if seen < horizon]:
             del self.last_seen[worker]
+
+
+@dataclass(slots=True)
+class OwnHeartbeats:
+    """A worker's view of its own heartbeats: was it cut off long enough to be judged?
+
+    The supervisor judges an attempt lost once no heartbeat listed it for the loss
+    window. A worker whose heartbeats could not get through for longer than that
+    (its broker or network away, or the process paused) cannot know whether it was
+    judged, only that it may have been: it learns this when a heartbeat gets
+    through again, and says so then.
+    """
+
+    window_s: float
+    last_sent: float | None = None
+
+    def sent(self, now: float) -> float | None:
+        """A heartbeat got through at ``now``: how long since the one before, when that
+        is longer than the loss window (else None)."""
+        before, self.last_sent = self.last_sent, now
+        if before is None or now - before <= self.window_s:
+            return None
+        return now - before

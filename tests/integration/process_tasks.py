@@ -82,3 +82,11 @@ def suicide() -> None:
     """Poison: kills its worker process on every attempt."""
     mark()
     os._exit(17)
+
+
+@task(retries=(2, 0.5), name="p.fails_first")
+def fails_first(index: int) -> int:
+    """Fails its first attempt, so a retry waits in a delay queue (0.5 s) through a fault."""
+    if mark() == 1:
+        raise RuntimeError("the first attempt fails")
+    return index

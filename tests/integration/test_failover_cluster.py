@@ -1,10 +1,7 @@
 """A node of a real 3-node cluster stopped under live work: every connection fails over.
 
-The cluster is started beside the default broker as ``tools/local-cluster.sh``
-does it (own node names, ports, config files and data directories under a
-temporary directory), and is stopped at the end whatever happens, its nodes
-killed by pid if ``rabbitmqctl stop`` does not end them. Ports 5691-5693 (AMQP)
-and 25691-25693 (distribution) keep clear of that script's 5681-5683.
+The cluster is started beside the default broker (``tests/integration/cluster.py``)
+and stopped at the end whatever happens.
 
 Two workers (one listing the nodes from the first, one from the second), a
 projector and a client are given all three addresses; the first node, where the
@@ -19,11 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,14 +30,11 @@ from ricochet.engine import Status, project
 from ricochet.workers.client.client import Client
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.settings import Settings
+from tests.integration.cluster import LocalCluster, local_cluster
 from tests.integration.harness import bind_target, eventually, log_events
 from tests.integration.processes import Fleet, WorkerProcess
 from tests.integration.test_failover import logged, node_of
 
-HOST = socket.gethostname().split(".")[0]
-PORTS = (5691, 5692, 5693)
-DIST_PORTS = (25691, 25692, 25693)
-NODES = tuple(f"ricochet-failover-{i}@{HOST}" for i in (1, 2, 3))
 REPO = Path(__file__).resolve().parents[2]
 LONG_S = 8.0
 """Attempts that run through the fault: longer than the stop and the fail-over."""
@@ -52,100 +42,10 @@ QUICK = 40
 CLOSE_S = 15.0
 
 
-def ctl(node: str, *args: str, timeout: float = 120, check: bool = True) -> str:
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", "-n", node, *args],
-        check=check,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    return done.stdout
-
-
-class LocalCluster:
-    """Three RabbitMQ nodes on this machine, in one cluster, under ``root``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _dir(self, index: int) -> Path:
-        return self.root / f"n{index + 1}"
-
-    def start(self) -> None:
-        for index, port in enumerate(PORTS):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    raise AssertionError(f"port {port} is taken: a cluster left from another run?")
-            self._start_node(index)
-        for index, node in enumerate(NODES):
-            ctl(node, "wait", str(self._dir(index) / "pid"), "--timeout", "120", timeout=150)
-        for node in NODES[1:]:
-            ctl(node, "stop_app")
-            ctl(node, "join_cluster", NODES[0])
-            ctl(node, "start_app")
-
-    def _start_node(self, index: int) -> None:
-        directory = self._dir(index)
-        for sub in ("log", "mnesia"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
-        config = directory / "rabbitmq.conf"
-        config.write_text(f"listeners.tcp.local = 127.0.0.1:{PORTS[index]}\n")
-        env = {
-            **os.environ,
-            "RABBITMQ_NODENAME": NODES[index],
-            "RABBITMQ_NODE_PORT": str(PORTS[index]),
-            "RABBITMQ_DIST_PORT": str(DIST_PORTS[index]),
-            "RABBITMQ_CONFIG_FILE": str(config),
-            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(directory / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
-            "RABBITMQ_PID_FILE": str(directory / "pid"),
-        }
-        subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(self.root)], check=True)
-        subprocess.run(["rabbitmq-server", "-detached"], env=env, check=True, timeout=60)
-
-    def stop(self) -> None:
-        """Stop every node; kill by pid what does not stop; remove the data. Never raises."""
-        for index, node in reversed(list(enumerate(NODES))):
-            with contextlib.suppress(Exception):
-                ctl(node, "stop", timeout=60)
-            pid_file = self._dir(index) / "pid"
-            with contextlib.suppress(Exception):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    root = Path(f"/tmp/ricochet-failover-{os.getpid()}")
-    started = LocalCluster(root)
-    try:
-        started.start()
+    with local_cluster() as started:
         yield started
-    finally:
-        started.stop()
-
-
-def addresses(*order: int) -> str:
-    first, *rest = order
-    others = [f"127.0.0.1:{PORTS[i]}" for i in rest]
-    return ",".join([f"amqp://guest:guest@127.0.0.1:{PORTS[first]}/", *others])
-
-
-def streams_online(namespace: str) -> bool:
-    """Every stream of ``namespace`` has a running member on each node: right after a
-    declare the replicas may still be starting, and the test is to measure a fail-over,
-    not a stream's start-up."""
-    listed = ctl(
-        NODES[0], "list_queues", "-p", "/", "name", "type", "online", "--formatter", "json"
-    )
-    streams = [
-        row
-        for row in json.loads(listed)
-        if row["type"] == "stream" and row["name"].startswith(f"{namespace}.")
-    ]
-    return bool(streams) and all(len(row["online"]) == len(NODES) for row in streams)
 
 
 def connected(worker: WorkerProcess) -> list[dict[str, object]]:
@@ -181,10 +81,12 @@ async def bounded(*closing: Coroutine[Any, Any, Any]) -> None:
 class Scenario:
     """Two workers, a projector and a client on the cluster; the first node stopped."""
 
-    def __init__(self, namespace: str, directory: Path) -> None:
-        self.on_first = Settings(amqp_url=addresses(0, 1, 2), namespace=namespace)
-        self.on_second = Settings(amqp_url=addresses(1, 2, 0), namespace=namespace)
-        self.raw = Settings(amqp_url=addresses(0), namespace=namespace)  # plain aio-pika: one URL
+    def __init__(self, cluster: LocalCluster, namespace: str, directory: Path) -> None:
+        self.cluster = cluster
+        self.on_first = Settings(amqp_url=cluster.url(0, 1, 2), namespace=namespace)
+        self.on_second = Settings(amqp_url=cluster.url(1, 2, 0), namespace=namespace)
+        raw = f"amqp://guest:guest@{cluster.address(0)}/"  # plain aio-pika: one URL
+        self.raw = Settings(amqp_url=raw, namespace=namespace)
         self.projector = Projector(self.on_first, directory / "projection.sqlite")
         self.client = Client(self.on_first)
         for name in ("one", "two"):
@@ -200,7 +102,8 @@ class Scenario:
         """Everything up on the first node (the second worker on the second); returns the
         first worker."""
         await self.client.__aenter__()
-        await eventually(lambda: streams_online(self.on_first.namespace), timeout=90, every=0.5)
+        namespace = self.on_first.namespace
+        await eventually(lambda: self.cluster.replicated(namespace), timeout=90, every=0.5)
         for target in ("p.sleepy_once", "p.quick"):
             await bind_target(self.raw, target)
         await self.projector.start()
@@ -222,8 +125,8 @@ class Scenario:
 async def test_stopping_the_node_everyone_is_on(
     cluster: LocalCluster, namespace: str, tmp_path: Path
 ) -> None:
-    scene = Scenario(namespace, tmp_path)
-    client, node = scene.client, [f"127.0.0.1:{port}" for port in PORTS]
+    scene = Scenario(cluster, namespace, tmp_path)
+    client, node = scene.client, [cluster.address(i) for i in range(3)]
     try:
         worker = await scene.start()
         long = [await client.submit("p.sleepy_once", [LONG_S]) for _ in range(4)]
@@ -231,7 +134,7 @@ async def test_stopping_the_node_everyone_is_on(
         await eventually(lambda: all(scene.runs(h.id) for h in long), timeout=30, every=0.05)
 
         stopped = time.monotonic()
-        await asyncio.to_thread(ctl, NODES[0], "stop_app")
+        await asyncio.to_thread(cluster.stop_app, 0)
         scene.lap("stop_app", stopped)
         await eventually(lambda: len(connected(worker)) == 2, timeout=60)
         scene.lap("worker back", stopped)
@@ -246,7 +149,7 @@ async def test_stopping_the_node_everyone_is_on(
         handles = [*long, *before, first_after, *after]
         states = await asyncio.gather(*(h.wait(timeout=90) for h in handles))
         scene.lap("all ended", stopped)
-        await asyncio.to_thread(ctl, NODES[0], "start_app")
+        await asyncio.to_thread(cluster.start_app, 0)
         print(f"\nfail-over timings (s): {scene.timings}")
 
         bad = [(s.execution_id, s.status, s.cause) for s in states if s.status != Status.SUCCEEDED]

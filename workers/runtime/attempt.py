@@ -212,7 +212,9 @@ class AttemptProcessor:
         try:
             await self.recorder.record_once(decision, claim)
         except TRANSIENT as err:
-            if not await self._start_landed(message, delivery, claim, err):
+            landed = await self._start_landed(message, delivery, claim, err)
+            await self._settle_held(message, Ack() if landed else Requeue())
+            if not landed:
                 self.claims.forget(claim)
                 return None
         else:
@@ -229,6 +231,20 @@ class AttemptProcessor:
             "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
         )
         return running
+
+    async def _settle_held(self, message: AbstractIncomingMessage, outcome: Ack | Requeue) -> None:
+        """Settle a delivery whose start went unconfirmed, if its channel still holds it.
+
+        A reconnect restores channels one by one, so a delivery can arrive on a
+        restored channel while the publishing one is not back yet. Left unsettled
+        there, it would never be redelivered and would hold up every later ack of
+        its channel (acks go in runs) until prefetch ran out and the worker stalled.
+        """
+        if still_held(message):
+            try:
+                await self.settler.settle(message, outcome)
+            except TRANSIENT as err:  # its channel closed after all: the broker requeued it
+                log.info("work.settle_lost", error=repr(err))
 
     async def _won(self, delivery: Delivery, claim: str) -> bool:
         """Is this try's start the first of its attempt on the log? If another came first,

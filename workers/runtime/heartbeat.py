@@ -3,26 +3,42 @@
 Heartbeats are transient on purpose (a signal, not a fact: an old one is
 worthless) and expire after the loss window, so they never pile up when no
 supervisor is running.
+
+A worker whose heartbeats could not get through for longer than the loss window
+(the broker away, a partition, the process paused) says so once they do again
+(``worker.cut_off``): its running attempts may have been declared lost meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
 from ricochet.contracts import Heartbeat, RunningAttempt, encode
-from ricochet.engine.vigil import AttemptKey
+from ricochet.engine.vigil import AttemptKey, OwnHeartbeats
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.clock import Clock
 from ricochet.workers.logs import get_logger
 from ricochet.workers.settings import Settings
 
 log = get_logger(__name__)
+
+CUT_OFF_LISTED = 20
+"""Attempts named in a ``worker.cut_off`` line (the count is always given)."""
+CUT_OFF_MEANING = (
+    "no heartbeat of this worker reached the broker for longer than the loss window,"
+    " so the supervisor may have declared its running attempts lost: those without"
+    " retries ended failed and never run again; those with retries left may run again"
+    " on another worker, beside this run. What this worker records for them now is"
+    " ignored if a loss was recorded first (the first outcome of an attempt wins)."
+)
 
 
 class RunningAttempts:
@@ -45,6 +61,9 @@ class RunningAttempts:
         if self._keys[key] <= 0:
             del self._keys[key]
 
+    def keys(self) -> list[AttemptKey]:
+        return sorted(self._keys)
+
     def snapshot(self) -> tuple[RunningAttempt, ...]:
         return tuple(RunningAttempt(execution_id=e, attempt=a) for e, a in sorted(self._keys))
 
@@ -56,12 +75,19 @@ class HeartbeatSender:
     """Publishes a heartbeat every ``settings.heartbeat_s`` until stopped."""
 
     def __init__(
-        self, channel: AbstractChannel, settings: Settings, running: RunningAttempts, clock: Clock
+        self,
+        channel: AbstractChannel,
+        settings: Settings,
+        running: RunningAttempts,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._channel = channel
         self._settings = settings
         self._running = running
         self._clock = clock
+        self._monotonic = monotonic
+        self._own = OwnHeartbeats(settings.loss_window_s)
         self._queue = Names(settings.namespace).supervisor
         self._task: asyncio.Task[None] | None = None
         self.stopping = False
@@ -83,7 +109,25 @@ class HeartbeatSender:
                 raise
             except Exception as err:
                 log.warning("heartbeat.failed", error=repr(err))
+            else:
+                self._went_through()
             await asyncio.sleep(self._settings.heartbeat_s)
+
+    def _went_through(self) -> None:
+        """Say once, when heartbeats get through again, that this worker was cut off for
+        longer than the loss window, and what its running attempts may have become."""
+        gap = self._own.sent(self._monotonic())
+        if gap is None:
+            return
+        running = self._running.keys()
+        log.warning(
+            "worker.cut_off",
+            seconds=round(gap, 3),
+            loss_window_s=self._settings.loss_window_s,
+            running=len(running),
+            attempts=[f"{e}/{a}" for e, a in running[:CUT_OFF_LISTED]],
+            meaning=CUT_OFF_MEANING,
+        )
 
     async def beat(self) -> None:
         heartbeat = Heartbeat(
