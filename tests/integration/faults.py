@@ -153,13 +153,37 @@ def bodies_run(batch: Batch, runs: Callable[[str], list[str]]) -> int:
     return sum(len(runs(i)) for i in batch.ids)
 
 
+READ_TIMEOUT_S = 60.0
+
+
+async def read_log(settings: Settings, tries: int = 30) -> list[Event]:
+    """The whole log, read by a fresh connection, trying again while a node's stream
+    replica is not running: a read that lands on a node during a leader election is
+    refused with ``RESOURCE_ERROR`` (the connection closes) or ``PRECONDITION_FAILED``.
+    The counts must not fail on the reading of them."""
+    for attempt in range(tries):
+        try:
+            return await asyncio.wait_for(log_events(settings), READ_TIMEOUT_S)
+        except asyncio.CancelledError:
+            # aiormq cancels a closed connection's pending calls: that is the refusal,
+            # unless this task itself is being cancelled.
+            task = asyncio.current_task()
+            if attempt == tries - 1 or (task is not None and task.cancelling()):
+                raise
+        except Exception:
+            if attempt == tries - 1:
+                raise
+        await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 async def until_ended(
     settings: Settings, batch: Batch, timeout: float, every: float = 1.0
 ) -> list[Event]:
     """The log once every execution of ``batch`` ended in a fresh fold, or at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
-        events = await log_events(settings)
+        events = await read_log(settings)
         states = project(events).executions
         if all(_ended(states.get(i)) for i in batch.ids) or time.monotonic() > deadline:
             return events
