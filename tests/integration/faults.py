@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ricochet.contracts import AttemptStarted, Event, RetryScheduled
-from ricochet.engine import ExecutionState, project
+from ricochet.engine import ExecutionState, Status, project
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
 from tests.integration.harness import log_events
@@ -74,6 +74,9 @@ class Counts:
     executions: int
     ended: int
     stuck: int
+    failed: int
+    """Ended, but not succeeded: every body here succeeds by its last attempt, so a
+    failure is a false loss (a live attempt declared ``worker_lost``) or worse."""
     double_runs: int
     """(execution, attempt) pairs whose body ran more than once (ledger)."""
     over_limit: int
@@ -220,6 +223,7 @@ def count(
         executions=len(batch.ids),
         ended=len(ended),
         stuck=len(batch.ids) - len(ended),
+        failed=sum(1 for state in ended if state.status is not Status.SUCCEEDED),
         double_runs=sum(len(a) - len(set(a)) for a in ledger.values()),
         over_limit=sum(1 for i, a in ledger.items() if a and max(a) > 1 + limits[i]),
         retries_due_in_fault=len({(e.execution_id, e.next_attempt) for e in due_in_fault}),
@@ -235,6 +239,7 @@ COLUMNS = (
     ("executions", "executions"),
     ("ended", "ended"),
     ("stuck", "stuck"),
+    ("failed", "failed"),
     ("double_runs", "attempts run twice"),
     ("over_limit", "over 1 + retries"),
     ("retries_due_in_fault", "retries due in the fault"),
