@@ -23,7 +23,7 @@ from ricochet.workers.settings import Settings
 from tests.integration import faults
 from tests.integration.cluster import LocalCluster
 from tests.integration.faults import Batch, Counts, Fault, Load
-from tests.integration.harness import bind_target, eventually, log_events
+from tests.integration.harness import bind_target, eventually
 from tests.integration.processes import Fleet, fleet, vhost_of
 
 HIT_AFTER = 0.15
@@ -136,5 +136,5 @@ async def projector_matches(projector: Projector, settings: Settings, ids: Seque
         )
     except AssertionError:
         return False
-    fresh = project(await log_events(settings)).executions
+    fresh = project(await faults.read_log(settings)).executions
     return all(fresh.get(i) == states.get(i) for i in wanted)

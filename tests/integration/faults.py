@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ricochet.contracts import AttemptStarted, Event, RetryScheduled
-from ricochet.engine import ExecutionState, project
+from ricochet.engine import ExecutionState, Status, project
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
 from tests.integration.harness import log_events
@@ -74,6 +74,9 @@ class Counts:
     executions: int
     ended: int
     stuck: int
+    failed: int
+    """Ended, but not succeeded: every body here succeeds by its last attempt, so a
+    failure is a false loss (a live attempt declared ``worker_lost``) or worse."""
     double_runs: int
     """(execution, attempt) pairs whose body ran more than once (ledger)."""
     over_limit: int
@@ -153,13 +156,37 @@ def bodies_run(batch: Batch, runs: Callable[[str], list[str]]) -> int:
     return sum(len(runs(i)) for i in batch.ids)
 
 
+READ_TIMEOUT_S = 60.0
+
+
+async def read_log(settings: Settings, tries: int = 30) -> list[Event]:
+    """The whole log, read by a fresh connection, trying again while a node's stream
+    replica is not running: a read that lands on a node during a leader election is
+    refused with ``RESOURCE_ERROR`` (the connection closes) or ``PRECONDITION_FAILED``.
+    The counts must not fail on the reading of them."""
+    for attempt in range(tries):
+        try:
+            return await asyncio.wait_for(log_events(settings), READ_TIMEOUT_S)
+        except asyncio.CancelledError:
+            # aiormq cancels a closed connection's pending calls: that is the refusal,
+            # unless this task itself is being cancelled.
+            task = asyncio.current_task()
+            if attempt == tries - 1 or (task is not None and task.cancelling()):
+                raise
+        except Exception:
+            if attempt == tries - 1:
+                raise
+        await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 async def until_ended(
     settings: Settings, batch: Batch, timeout: float, every: float = 1.0
 ) -> list[Event]:
     """The log once every execution of ``batch`` ended in a fresh fold, or at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
-        events = await log_events(settings)
+        events = await read_log(settings)
         states = project(events).executions
         if all(_ended(states.get(i)) for i in batch.ids) or time.monotonic() > deadline:
             return events
@@ -196,6 +223,7 @@ def count(
         executions=len(batch.ids),
         ended=len(ended),
         stuck=len(batch.ids) - len(ended),
+        failed=sum(1 for state in ended if state.status is not Status.SUCCEEDED),
         double_runs=sum(len(a) - len(set(a)) for a in ledger.values()),
         over_limit=sum(1 for i, a in ledger.items() if a and max(a) > 1 + limits[i]),
         retries_due_in_fault=len({(e.execution_id, e.next_attempt) for e in due_in_fault}),
@@ -211,6 +239,7 @@ COLUMNS = (
     ("executions", "executions"),
     ("ended", "ended"),
     ("stuck", "stuck"),
+    ("failed", "failed"),
     ("double_runs", "attempts run twice"),
     ("over_limit", "over 1 + retries"),
     ("retries_due_in_fault", "retries due in the fault"),

@@ -46,14 +46,16 @@ async def test_a_fault_under_load(
     fault: str, settings: Settings, client: Client, tmp_path: Path, broker_restored: None
 ) -> None:
     """Given 2,500 executions draining on two workers, when the broker restarts (or cuts
-    every connection) once some have run: every execution ends, none is stuck, no
-    attempt runs twice (a ``retries=0`` body included), no execution runs more than
-    1 + retries attempts, every delayed retry runs, and the projector, which lived
-    through the fault, equals a fresh fold of the log."""
+    every connection) once some have run: every execution ends and succeeds (no live
+    attempt is declared lost), none is stuck, no attempt runs twice (a ``retries=0``
+    body included), no execution runs more than 1 + retries attempts, every delayed
+    retry runs, and the projector, which lived through the fault, equals a fresh fold
+    of the log."""
     counts, ran_before = await fault_runs.single_broker(settings, client, tmp_path, fault, LOAD)
     print(f"\n{ran_before} bodies had run when the fault came\n{faults.render([counts])}")
     assert ran_before < LOAD.executions / 2, "the fault must meet most of the load"
     assert counts.stuck == 0
+    assert counts.failed == 0, "no live attempt declared lost"
     assert counts.ended == LOAD.executions
     assert counts.double_runs == 0
     assert counts.over_limit == 0

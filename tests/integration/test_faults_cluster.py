@@ -38,13 +38,15 @@ async def test_stopping_nodes_under_load(
 ) -> None:
     """Given two workers, a projector and a client on node 1 of 3 and 2,500 executions
     draining, when node 1 stops (and comes back), then the work queue's leader stops (and
-    comes back), each under a fresh batch: every execution ends with the node down, no
-    attempt runs twice, every delayed retry runs, and the projector equals a fresh fold."""
+    comes back), each under a fresh batch: every execution ends, succeeded, with the
+    node down, no attempt runs twice, every delayed retry runs, and the projector equals
+    a fresh fold."""
     began = time.monotonic()
     rows, notes = await fault_runs.cluster(cluster, namespace, tmp_path, LOAD)
     print(f"\n{'; '.join(notes)}\n{faults.render(rows)}")
     for counts in rows:
         assert counts.stuck == 0, counts.fault
+        assert counts.failed == 0, counts.fault
         assert counts.ended == LOAD.executions, counts.fault
         assert counts.double_runs == 0, counts.fault
         assert counts.over_limit == 0, counts.fault
