@@ -68,43 +68,19 @@ class Dispatcher:
         """The events recorded; the last is ``ExecutionFailed`` when no queue serves the target
         or the work could not be published at all. ``also``: facts recorded with the request,
         in the same stream message (a trigger's reply request). ``trace``: a W3C traceparent
-        to carry on the work (else the current span's, if any).
-
-        ``trace`` (a W3C ``traceparent``; by default the current span's) goes on the
-        work message, so every attempt joins the requester's trace.
+        for the work message (by default the current span's), so every attempt joins the
+        requester's trace.
 
         Raises ``LimitExceeded`` (a ``ValueError``), having recorded nothing, when the
         arguments break a limit or the target does not fit a routing key.
         """
-        kwargs = request.kwargs
         check_target(request.target)
-        check_args(request.args, kwargs, self._limits)
+        check_args(request.args, request.kwargs, self._limits)
         requested = decide(request, initial(request.execution_id))
         assert not isinstance(requested, Rejected), "a new execution is always accepted"
-        work = WorkMessage(
-            execution_id=request.execution_id,
-            target=request.target,
-            args=request.args,
-            kwargs=kwargs,
-            parent_id=request.parent_id,
-        )
-        try:
-            body = encode(work)
-        except TypeError as err:  # a target or id no JSON can carry (a lone surrogate, say)
-            raise NotReadable(f"the work message cannot be written as JSON: {err}") from err
-        if len(body) > self._limits.max_work_bytes:
-            raise TooLarge(
-                f"the work message is {len(body)} bytes, over the limit of"
-                f" {self._limits.max_work_bytes}"
-            )
+        body = self._work_body(request)
         await self._recorder.record(requested + also)
-        headers: dict[str, int | str] = {
-            ATTEMPT_HEADER: 1,
-            REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000),
-        }
-        traceparent = trace or current_traceparent()
-        if traceparent is not None:
-            headers[TRACE_HEADER] = traceparent
+        headers = _first_attempt_headers(request, trace or current_traceparent())
         message = persistent_message(body, headers=headers)
         try:
             await publish_until_confirmed(self._work, message, request.target)
@@ -116,6 +92,26 @@ class Dispatcher:
             why = f"the work could not be published: {type(err).__name__}: {err}"
             return requested + await self._reject(requested, request.target, why)
         return requested
+
+    def _work_body(self, request: RequestExecution) -> bytes:
+        """The first attempt's work message, encoded; refused before anything is recorded."""
+        work = WorkMessage(
+            execution_id=request.execution_id,
+            target=request.target,
+            args=request.args,
+            kwargs=request.kwargs,
+            parent_id=request.parent_id,
+        )
+        try:
+            body = encode(work)
+        except TypeError as err:  # a target or id no JSON can carry (a lone surrogate, say)
+            raise NotReadable(f"the work message cannot be written as JSON: {err}") from err
+        if len(body) > self._limits.max_work_bytes:
+            raise TooLarge(
+                f"the work message is {len(body)} bytes, over the limit of"
+                f" {self._limits.max_work_bytes}"
+            )
+        return body
 
     async def record(self, events: tuple[Event, ...]) -> None:
         """Record other facts about executions (a rerun's link back, say)."""
@@ -133,6 +129,20 @@ class Dispatcher:
         assert not isinstance(decision, Rejected), "a pending execution can always be rejected"
         await self._recorder.record(decision)
         return decision
+
+
+def _first_attempt_headers(
+    request: RequestExecution, traceparent: str | None
+) -> dict[str, int | str]:
+    """Attempt 1, the request time (where a retried parent looks for its children), and
+    the trace to join."""
+    headers: dict[str, int | str] = {
+        ATTEMPT_HEADER: 1,
+        REQUESTED_AT_HEADER: round(request.now.timestamp() * 1000),
+    }
+    if traceparent is not None:
+        headers[TRACE_HEADER] = traceparent
+    return headers
 
 
 def execution_id_for(key: str | None) -> str:

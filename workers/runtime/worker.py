@@ -91,9 +91,8 @@ class Worker:
             self._pool.prestart(self.settings.concurrency)
         publishing = await publishing_channel(connection)
         names = await declare_core(publishing, self.settings)
-        limits = self.settings.limits
-        recorder = await EventRecorder.open(publishing, names, limits)
-        settler = Settler(
+        recorder = await EventRecorder.open(publishing, names, self.settings.limits)
+        settler = self._settler = Settler(
             publishing,
             names,
             self._clock,
@@ -102,8 +101,29 @@ class Worker:
         )
         await settler.open()
         work = await publishing.get_exchange(names.work, ensure=False)
-        dispatcher = Dispatcher(recorder, work, self._clock, limits)
-        self._settler = settler
+        dispatcher = Dispatcher(recorder, work, self._clock, self.settings.limits)
+        await self._start_attempts(connection, names, recorder, settler, dispatcher)
+        beats = await publishing_channel(connection)
+        self._heartbeat = HeartbeatSender(beats, self.settings, self._running_attempts, self._clock)
+        self._heartbeat.start()
+        self.supervisor = Supervisor(
+            self.settings, connection, recorder, settler, dispatcher, self._clock
+        )
+        await self.supervisor.start()
+        await self._consume(connection, names)
+        await self._serve_metrics(recorder, connection, names)
+        self._log_started(connection)
+
+    async def _start_attempts(
+        self,
+        connection: AbstractRobustConnection,
+        names: Names,
+        recorder: EventRecorder,
+        settler: Settler,
+        dispatcher: Dispatcher,
+    ) -> None:
+        """The claim book (following the log's starts), the attempt processor and the
+        child service: everything a delivery needs before the first one arrives."""
         claims = self._claims = ClaimBook(
             connection, names, self.settings.claim_horizon_s, self._clock
         )
@@ -119,7 +139,7 @@ class Worker:
             started=StartedLookup(connection, names),
             claims=claims,
             accepting=lambda: self._accepting,
-            limits=limits,
+            limits=self.settings.limits,
             metrics=None if self.metrics is None else self.metrics.attempts,
         )
         self._children = ChildService(
@@ -127,16 +147,6 @@ class Worker:
         )
         await self._children.start_watching()
         self._processor.children = self._children
-        beats = await publishing_channel(connection)
-        self._heartbeat = HeartbeatSender(beats, self.settings, self._running_attempts, self._clock)
-        self._heartbeat.start()
-        self.supervisor = Supervisor(
-            self.settings, connection, recorder, settler, dispatcher, self._clock
-        )
-        await self.supervisor.start()
-        await self._consume(connection, names)
-        await self._serve_metrics(recorder, connection, names)
-        self._log_started(connection)
 
     async def _serve_metrics(
         self, recorder: EventRecorder, connection: AbstractRobustConnection, names: Names
