@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -83,7 +83,15 @@ class Worker:
 
     async def start(self) -> None:
         """Connect (waiting for the broker up to ``startup_wait_s``), declare what this
-        worker needs, and start consuming."""
+        worker needs, and start consuming. A start that fails half-way closes what it
+        opened: a robust connection left behind would reconnect for ever."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._close()
+            raise
+
+    async def _start(self) -> None:
         self._connection = connection = await connect(
             self.settings, "worker", wait_s=self.settings.startup_wait_s
         )
@@ -258,18 +266,21 @@ class Worker:
         log.info("worker.stopped", interrupted=len(unfinished))
 
     async def _close(self) -> None:
+        """Stop every part that was started, each whatever the others did: the connection
+        is closed last, always."""
+        steps: list[Callable[[], Awaitable[Any]]] = []
         if self._metrics_server is not None:
-            await self._metrics_server.cleanup()
-        if self.supervisor is not None:
-            await self.supervisor.stop()
-        if self._children is not None:
-            await self._children.stop()
-        if self._claims is not None:
-            await self._claims.stop()
-        if self._heartbeat is not None:
-            await self._heartbeat.stop()
+            steps.append(self._metrics_server.cleanup)
+        for part in (self.supervisor, self._children, self._claims, self._heartbeat):
+            if part is not None:
+                steps.append(part.stop)
         if self._connection is not None:
-            await self._connection.close()
+            steps.append(self._connection.close)
+        for step in steps:
+            try:
+                await step()
+            except Exception as err:
+                log.warning("worker.close_failed", step=step.__qualname__, error=repr(err))
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     @property

@@ -1,0 +1,29 @@
+"""A worker whose start fails half-way closes what it opened (a robust connection left
+behind would reconnect for ever and hang the process at exit)."""
+
+from __future__ import annotations
+
+import aio_pika
+import pytest
+
+from ricochet.workers.amqp.topology import Names
+from ricochet.workers.runtime.worker import Worker
+from ricochet.workers.settings import Settings
+from tests.integration import tasks
+
+
+async def test_a_start_that_fails_half_way_closes_its_connection(settings: Settings) -> None:
+    """Given a work queue already declared with other arguments (a classic queue where
+    Ricochet declares a quorum one), when a worker starts, then its start raises and
+    its connection is closed."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(Names(settings.namespace).work_queue("default"), durable=True)
+    worker = Worker(settings, tasks.ALL)
+
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+        await worker.start()
+
+    assert worker._connection is not None
+    assert worker._connection.is_closed
