@@ -51,19 +51,26 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._connection = await connect(self.settings, "client")
-        channel = await publishing_channel(self._connection)
+        try:
+            await self._open(self._connection)
+        except BaseException:  # a robust connection left open would reconnect for ever
+            await self._watcher.stop()
+            await self._connection.close()
+            raise
+        self._token = _current.set(self)
+        return self
+
+    async def _open(self, connection: AbstractRobustConnection) -> None:
+        """Declare the topology and open what submitting and waiting need."""
+        channel = await publishing_channel(connection)
         await declare_core(channel, self.settings)
         limits = self.settings.limits
         recorder = await EventRecorder.open(channel, self.names, limits)
         work = await channel.get_exchange(self.names.work, ensure=False)
         self._dispatcher = Dispatcher(recorder, work, self._clock, limits)
-        self._canceller = Canceller(
-            self._connection, self.names, recorder, self._clock, self._source
-        )
+        self._canceller = Canceller(connection, self.names, recorder, self._clock, self._source)
         self._triggers = await channel.get_exchange(self.names.triggers, ensure=False)
-        await self._watcher.start(self._connection, "next")
-        self._token = _current.set(self)
-        return self
+        await self._watcher.start(connection, "next")
 
     async def __aexit__(
         self,

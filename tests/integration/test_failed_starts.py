@@ -1,11 +1,12 @@
-"""A worker whose start fails half-way closes what it opened (a robust connection left
-behind would reconnect for ever and hang the process at exit)."""
+"""A worker or client whose start fails half-way closes what it opened (a robust connection
+left behind would reconnect for ever and hang the process at exit)."""
 
 from __future__ import annotations
 
 import aio_pika
 import pytest
 
+from ricochet import Client
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.runtime.worker import Worker
 from ricochet.workers.settings import Settings
@@ -27,3 +28,21 @@ async def test_a_start_that_fails_half_way_closes_its_connection(settings: Setti
 
     assert worker._connection is not None
     assert worker._connection.is_closed
+
+
+async def test_a_client_that_fails_to_open_closes_its_connection(settings: Settings) -> None:
+    """Given the event exchange already declared as another type, when a client opens,
+    then it raises and its connection is closed."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_exchange(
+            Names(settings.namespace).events, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+    client = Client(settings)
+
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+        await client.__aenter__()
+
+    assert client._connection is not None
+    assert client._connection.is_closed
