@@ -22,8 +22,9 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from ricochet.contracts import Event
 from ricochet.engine import TERMINAL, ExecutionState, Status, evolve, initial
-from ricochet.workers.amqp.broker import connect, publishing_channel
-from ricochet.workers.amqp.topology import Names, declare_core
+from ricochet.errors import TopologyMissing
+from ricochet.workers.amqp.broker import connect
+from ricochet.workers.amqp.topology import Names
 from ricochet.workers.log.reader import Entry, LogFollower, Offset, stream_channel, tail_offset
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read.provenance import provenance_of
@@ -221,12 +222,13 @@ class Projector:
         self._connection = await connect(
             self.settings, "projector", wait_s=self.settings.startup_wait_s
         )
-        setup = await publishing_channel(self._connection)
-        await declare_core(setup, self.settings)
-        await setup.close()
         self._channel = await stream_channel(self._connection)
         self._follower = LogFollower(self._channel, self.names, self._on_entry)
-        await self._follower.start(start)
+        try:
+            await self._follower.start(start)  # read-only: checks the log, declares nothing
+        except TopologyMissing:
+            await self.stop()
+            raise
         log.info("projector.started", offset=str(start), executions=self.store.count())
 
     def _on_entry(self, entry: Entry) -> None:

@@ -17,8 +17,9 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiohttp import web
 
 from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
+from ricochet.workers.amqp.declaring import ensure_core
 from ricochet.workers.amqp.failover import FailoverConnection
-from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
+from ricochet.workers.amqp.topology import Names, declare_queue, work_queue
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock, utc_now
 from ricochet.workers.delivery.acks import RunAcker
@@ -97,8 +98,8 @@ class Worker:
         )
         if not all(item.is_async for item in self.tasks.values()):
             self._pool.prestart(self.settings.concurrency)
+        names = await ensure_core(connection, self.settings)  # a `worker` user checks it
         publishing = await publishing_channel(connection)
-        names = await declare_core(publishing, self.settings)
         recorder = await EventRecorder.open(publishing, names, self.settings.limits)
         settler = self._settler = Settler(
             publishing,
