@@ -10,7 +10,9 @@ names of the queues and exchanges an operation touches (its access-control guide
 - *read*: ``basic.consume``/``basic.get`` on the queue, the exchange side of
   ``queue.bind``.
 
-The broker's own dead-lettering is not checked against any user. A queue and an
+The broker's own dead-lettering is not checked against any user, but declaring a
+queue with ``x-dead-letter-exchange`` is: it needs read on the queue and write on that
+exchange (else the DLX would be a way round the read and write rights). A queue and an
 exchange of the same name (``<ns>.events``, ``<ns>.triggers``, ``<ns>.dead``) share
 every regex that matches one of them. The roles (README, "Roles and permissions"):
 
@@ -89,7 +91,7 @@ def role_permissions(namespace: str) -> dict[str, Permission]:
         "worker": Permission(
             configure=rf"^{ns}\.({work_queues}|{delay_queues})$",
             write=rf"^({ns}\.(events|work|delayq|dead|{work_queues}|{delay_queues})|amq\.default)$",
-            read=rf"^{ns}\.(events|checkpoints|heartbeats|triggers|dead\.watch|work|delayq|{work_queues})$",
+            read=rf"^{ns}\.(events|checkpoints|heartbeats|triggers|dead\.watch|work|delayq|{work_queues}|{delay_queues})$",
             purpose="runs attempts and supervises; declares its work queues and delay queues",
         ),
         "client": Permission(
