@@ -307,13 +307,19 @@ async def test_worker_and_client_cannot_touch_what_they_do_not_need(
 
 
 async def test_without_a_topology_readers_say_run_topology_and_declare_nothing(
-    roles: dict[str, Settings], settings: Settings
+    roles: dict[str, Settings], settings: Settings, tmp_path: Path
 ) -> None:
     """No ``ricochet topology`` yet: the reader's commands (and guest's, who could declare)
     end with one line naming the fix, no traceback; the worker and the client (who may
     not declare the core) refuse to start; and nothing of the namespace was created."""
-    for user in (roles["reader"], settings):
-        for args in (("replay",), ("status", "0" * 32), ("executions",), ("projector",)):
+    for number, user in enumerate((roles["reader"], settings)):
+        store = str(tmp_path / f"projection-{number}.sqlite3")
+        for args in (
+            ("replay",),
+            ("status", "0" * 32),
+            ("executions",),
+            ("projector", "--store", store),
+        ):
             code, out, err = await ricochet(user, *args)
             assert code == 2, (args, out, err)
             assert "run `ricochet topology` first" in err, (args, err)
@@ -321,10 +327,11 @@ async def test_without_a_topology_readers_say_run_topology_and_declare_nothing(
             assert f"{user.namespace}.events" in err
     with pytest.raises(TopologyMissing, match="ricochet topology"):
         await fold_log(roles["reader"])
+    at_once = {"startup_wait_s": 0.0}
     with pytest.raises(TopologyMissing, match="ricochet topology"):
-        await Projector(roles["reader"]).start()
+        await Projector(roles["reader"].model_copy(update=at_once)).start()
     with pytest.raises(TopologyMissing, match="ricochet topology"):
-        await Worker(roles["worker"], tasks.ALL).start()
+        await Worker(roles["worker"].model_copy(update=at_once), tasks.ALL).start()
     with pytest.raises(TopologyMissing, match="ricochet topology"):
         await Client(roles["client"]).__aenter__()
     assert [] == broker.queues_of_namespace(settings.amqp_url, settings.namespace)
@@ -359,3 +366,26 @@ async def test_a_trigger_publisher_with_a_reply_queue_gets_its_reply(
     finally:
         await connection.close()
     assert await refused(publisher, declaring(f"{names.namespace}.replies"))
+
+
+async def test_a_projector_and_a_worker_wait_for_the_topology(
+    roles: dict[str, Settings],
+) -> None:
+    """Started before ``ricochet topology`` (compose and Kubernetes start everything at
+    once), they wait for it within ``startup_wait_s``, then run."""
+    waiting = {"startup_wait_s": 60.0}
+    projector = Projector(roles["reader"].model_copy(update=waiting))
+    worker = Worker(roles["worker"].model_copy(update=waiting), tasks.ALL)
+    starting = asyncio.gather(projector.start(), worker.start())
+    await asyncio.sleep(1.5)
+    assert not starting.done()
+    await deploy(roles)
+    await asyncio.wait_for(starting, 60)
+    try:
+        async with Client(roles["client"]) as client:
+            handle = await client.submit("t.ok", [1])
+            assert await handle.result(timeout=30) == {"doubled": 2}
+        await eventually(lambda: projector.projection.get(handle.id) is not None)
+    finally:
+        await worker.stop(grace_s=5.0)
+        await projector.stop()

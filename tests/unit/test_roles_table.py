@@ -198,3 +198,20 @@ def test_a_bad_passwords_file_is_a_usage_error_not_a_traceback(tmp_path: Path) -
     assert done.exit_code == 2
     assert "line 1: expected one of RICOCHET_PASSWORD_TOPOLOGY" in done.output
     assert done.exception is None or isinstance(done.exception, SystemExit)
+
+
+def test_the_readme_table_is_the_code_table() -> None:
+    """README's role table, with ``<ns>`` for the namespace, is what the code grants."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Roles and permissions", 1)[1].split("\n\n", 3)[2]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    table = role_permissions("NS")
+
+    def cell(pattern: str) -> str:
+        return "`" + pattern.replace("NS", "<ns>").replace("|", "\\|") + "`"
+
+    assert rows == [
+        f"| `{role}` | {cell(table[role].configure)} | {cell(table[role].write)}"
+        f" | {cell(table[role].read)} |"
+        for role in ROLES
+    ]

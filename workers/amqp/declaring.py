@@ -19,13 +19,18 @@ passive declare of the event log (``passive_queue``) is all they do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
+import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
 from ricochet.errors import TopologyMissing
+from ricochet.workers.amqp.broker import startup_pause
 from ricochet.workers.amqp.topology import (
     Names,
     QueueSpec,
@@ -40,6 +45,7 @@ from ricochet.workers.settings import Settings
 log = get_logger(__name__)
 
 Step = Callable[[AbstractChannel], Awaitable[object]]
+T = TypeVar("T")
 
 
 async def ensure_core(connection: AbstractRobustConnection, settings: Settings) -> Names:
@@ -62,6 +68,26 @@ async def ensure_queue(
     if await _declared(connection, lambda scratch: declare_queue(scratch, spec)):
         return await declare_queue(channel, spec)
     return await passive_queue(channel, spec.name)
+
+
+async def until_topology(attempt: Callable[[], Awaitable[T]], wait_s: float, role: str) -> T:
+    """``attempt``, tried again while the topology is missing, for up to ``wait_s`` seconds
+    (``settings.startup_wait_s``): a worker or projector started beside the deploy's
+    ``ricochet topology`` (compose, Kubernetes) waits for it, as it waits for the
+    broker, with the same pauses and a ``topology.waiting`` warning per try; then
+    ``TopologyMissing`` is raised (the CLI prints it and exits 2)."""
+    deadline, tries = time.monotonic() + wait_s, 0
+    while True:
+        try:
+            return await attempt()
+        except TopologyMissing as err:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            pause = min(startup_pause(tries, random.random()), left)
+            tries += 1
+            log.warning("topology.waiting", role=role, missing=str(err), next_try_s=round(pause, 1))
+            await asyncio.sleep(pause)
 
 
 async def check(connection: AbstractRobustConnection, names: Names, settings: Settings) -> None:

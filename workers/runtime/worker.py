@@ -17,7 +17,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiohttp import web
 
 from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
-from ricochet.workers.amqp.declaring import ensure_core
+from ricochet.workers.amqp.declaring import ensure_core, until_topology
 from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.amqp.topology import Names, declare_queue, work_queue
 from ricochet.workers.client.dispatch import Dispatcher
@@ -98,7 +98,9 @@ class Worker:
         )
         if not all(item.is_async for item in self.tasks.values()):
             self._pool.prestart(self.settings.concurrency)
-        names = await ensure_core(connection, self.settings)  # a `worker` user checks it
+        names = await until_topology(  # a `worker` user only checks it, and may wait for it
+            lambda: ensure_core(connection, self.settings), self.settings.startup_wait_s, "worker"
+        )
         publishing = await publishing_channel(connection)
         recorder = await EventRecorder.open(publishing, names, self.settings.limits)
         settler = self._settler = Settler(
