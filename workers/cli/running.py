@@ -84,8 +84,8 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
 
 
 STARTUP_WAIT_HELP = (
-    "Seconds to keep trying the broker at start (inf: until it answers; 0: exit at once)."
-    " The error is one line, then exit 2."
+    "Seconds to keep trying the broker at start, then to wait for the topology"
+    " (inf: until it answers; 0: exit at once). The error is one line, then exit 2."
 )
 
 
