@@ -14,16 +14,14 @@ import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
 import orjson
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 
 from ricochet.contracts import AttemptStarted, ReplyV1, RetryScheduled, decode
 from ricochet.errors import TopologyMissing
@@ -42,26 +40,17 @@ from ricochet.workers.runtime.worker import Worker
 from ricochet.workers.settings import Settings
 from tests import broker
 from tests.integration import tasks
+from tests.integration.access import (
+    as_user,
+    consuming,
+    declaring,
+    deleting,
+    import_definitions,
+    publishing,
+    refused,
+    ricochet,
+)
 from tests.integration.harness import eventually, log_events, running_worker
-
-Action = Callable[[AbstractChannel], Awaitable[object]]
-
-
-def as_user(url: str, user: str, password: str) -> str:
-    """``url`` (the run's vhost) with another user's credentials."""
-    parts = urlsplit(url)
-    host = f"{parts.hostname}:{parts.port or 5672}"
-    return urlunsplit(parts._replace(netloc=f"{quote(user)}:{quote(password, safe='')}@{host}"))
-
-
-def import_definitions(body: bytes) -> None:
-    subprocess.run(
-        ["rabbitmqctl", "-q", "import_definitions"],
-        input=body,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture
@@ -97,77 +86,6 @@ def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Settings]]:
     finally:
         for user in users:
             subprocess.run(["rabbitmqctl", "-q", "delete_user", user], timeout=60, check=False)
-
-
-async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str, str]:
-    """The CLI in a subprocess, as ``settings``' user."""
-    env = {
-        **os.environ,
-        "RICOCHET_AMQP_URL": settings.amqp_url,
-        "RICOCHET_NAMESPACE": settings.namespace,
-        "RICOCHET_STARTUP_WAIT_S": "0",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ricochet",
-        "--log-json",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def refused(settings: Settings, action: Action) -> bool:
-    """Does the broker refuse ``action`` for this user (ACCESS_REFUSED), or let it through?"""
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        try:
-            await asyncio.wait_for(action(channel), 15)
-        except aiormq.exceptions.ChannelAccessRefused:
-            return True
-        return False
-    finally:
-        await connection.close()
-
-
-def publishing(exchange: str) -> Action:
-    async def act(channel: AbstractChannel) -> None:
-        target = await channel.get_exchange(exchange, ensure=False)
-        await target.publish(aio_pika.Message(b"[]"), routing_key="t.ok")
-
-    return act
-
-
-def consuming(queue: str) -> Action:
-    async def ignore(message: AbstractIncomingMessage) -> None:
-        """Never acked: the probe's connection closes at once."""
-
-    async def act(channel: AbstractChannel) -> None:
-        await channel.set_qos(prefetch_count=10)  # streams refuse consumers without one
-        found = await channel.declare_queue(queue, passive=True)
-        await found.consume(ignore)
-
-    return act
-
-
-def declaring(queue: str, arguments: dict[str, Any] | None = None) -> Action:
-    async def act(channel: AbstractChannel) -> None:
-        await channel.declare_queue(queue, durable=True, arguments=arguments)
-
-    return act
-
-
-def deleting(queue: str) -> Action:
-    async def act(channel: AbstractChannel) -> None:
-        await channel.queue_delete(queue)
-
-    return act
 
 
 async def deploy(roles: dict[str, Settings]) -> None:
@@ -389,3 +307,22 @@ async def test_a_projector_and_a_worker_wait_for_the_topology(
     finally:
         await worker.stop(grace_s=5.0)
         await projector.stop()
+
+
+async def test_roles_apply_updates_a_password_through_rabbitmqctl(
+    roles: dict[str, Settings], tmp_path: Path
+) -> None:
+    """``roles apply`` imports the definitions: the new password logs in, the old one not."""
+    reader = roles["reader"]
+    path = tmp_path / "new.env"
+    path.write_text("RICOCHET_PASSWORD_READER='a new one'\n")
+    code, out, err = await ricochet(reader, "roles", "apply", "--passwords", str(path))
+    assert code == 0, err
+    assert out.strip() == (
+        f"applied: {reader.namespace}-reader on vhost {broker.vhost_of(reader.amqp_url)!r}"
+    )
+    user = f"{reader.namespace}-reader"
+    renewed = as_user(reader.amqp_url, user, "a new one")
+    await (await aio_pika.connect(renewed)).close()
+    with pytest.raises(aiormq.exceptions.ProbableAuthenticationError):
+        await aio_pika.connect(reader.amqp_url)
