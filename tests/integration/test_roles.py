@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,8 +85,18 @@ def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Settings]]:
             for role in ROLES
         }
     finally:
-        for user in users:
-            subprocess.run(["rabbitmqctl", "-q", "delete_user", user], timeout=60, check=False)
+        delete_users(users)
+
+
+def delete_users(users: list[str]) -> None:
+    """Delete them, trying again for a while: a node restarted by another test's fault
+    run answers rabbitmqctl again within seconds, and users must not outlive the test."""
+    for user in users:
+        for _ in range(10):
+            done = subprocess.run(["rabbitmqctl", "-q", "delete_user", user], timeout=60)
+            if done.returncode in (0, 67):  # 67: no such user (never made, or gone)
+                break
+            time.sleep(3)
 
 
 async def deploy(roles: dict[str, Settings]) -> None:
