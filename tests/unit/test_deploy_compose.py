@@ -164,7 +164,8 @@ def test_healthchecks_ask_the_paths_and_ports_the_processes_serve() -> None:
         "projector": f"http://127.0.0.1:{port}/health",
     }
     for name, url in expected.items():
-        assert url in " ".join(ours()[name]["healthcheck"]["test"]), name
+        asked = re.findall(r"urlopen\('([^']+)'", " ".join(ours()[name]["healthcheck"]["test"]))
+        assert [url] == asked, name
     scrape = (DEPLOY / "prometheus.yml").read_text(encoding="utf-8")
     assert f"projector:{port}" in scrape
     assert "credentials_file: /run/secrets/projector_token" in scrape
