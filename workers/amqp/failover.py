@@ -162,7 +162,7 @@ class FailoverConnection(RobustConnection):
         """Point the next attempt at the next address, and pick the pause before it."""
         was = self.address
         lost = self.connected.is_set()
-        reason = in_words(error, was, _seconds(self._timeout))
+        reason = in_words(error, was, _seconds(self._timeout), connecting=not lost)
         self._failures += 1
         self._index = (self._index + 1) % len(self._addresses)
         self.url = URL(self.address.url)

@@ -10,7 +10,8 @@ query's files together (``Settings.tls``), and the rest of the query's TLS
 parameters are refused (``ricochet.workers.addresses``).
 
 What the context demands: TLS 1.2 or later; the broker's certificate signed by a CA
-in ``tls_ca_file`` (or, unset, in the system's store); its host name checked unless
+in ``tls_ca_file`` (only those: the system's CAs are then left out) or, unset, in the
+system's store; its host name checked unless
 ``tls_verify_hostname`` is false; a client certificate sent when one is configured.
 
 A file that cannot be used (missing, not PEM, a key that does not fit, a key with a
@@ -66,12 +67,10 @@ def _refuse_unused(files: dict[str, str | None], verify_hostname: bool) -> None:
 def _context(
     ca_file: str | None, cert_file: str | None, key_file: str | None, verify_hostname: bool
 ) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context = _trusting(ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
     context.check_hostname = verify_hostname
-    if ca_file is not None:
-        _load_ca(context, ca_file)
     if key_file is not None and cert_file is None:
         raise ValueError("tls_key_file set without tls_cert_file: give the certificate too")
     if cert_file is not None:
@@ -79,9 +78,12 @@ def _context(
     return context
 
 
-def _load_ca(context: ssl.SSLContext, ca_file: str) -> None:
+def _trusting(ca_file: str | None) -> ssl.SSLContext:
+    """A client context trusting only the CAs in ``ca_file`` when given (the system's are
+    then left out: a private CA's broker must not be impersonated by any public CA's
+    certificate), else the system's."""
     try:
-        context.load_verify_locations(cafile=ca_file)
+        return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
     except (OSError, ssl.SSLError) as err:
         raise ValueError(f"tls_ca_file {ca_file!r} cannot be used: {_why(err)}") from None
 
@@ -110,4 +112,5 @@ def _why(error: OSError | ssl.SSLError) -> str:
     """``No such file or directory``, ``key values mismatch``, ``PEM lib``... in a line."""
     if isinstance(error, ssl.SSLError) and error.reason:
         return str(error.reason).lower().replace("_", " ")
-    return error.strerror or str(error) or type(error).__name__
+    text = error.strerror or str(error) or type(error).__name__
+    return text[:1].lower() + text[1:]
