@@ -36,7 +36,7 @@ from typing import IO
 
 import trustme
 
-from tests.integration.cluster import HOST, _beam_pids, _free, run_ctl
+from tests.integration.cluster import HOST, _answers, _beam_pids, _free, run_ctl
 
 TLS_PORT = 5695
 DIST_PORT = 25694
@@ -110,6 +110,7 @@ class TlsNode:
         self.certs = make_certificates(self.base / "certs")
         self._lock: IO[bytes] | None = None
         self._reaper: subprocess.Popen[bytes] | None = None
+        self._server: subprocess.Popen[bytes] | None = None
 
     def url(self, host: str = SERVER_NAME) -> str:
         """``amqps://`` to the node's default vhost as guest (who may log in from loopback)."""
@@ -134,13 +135,24 @@ class TlsNode:
         )
         try:
             self._spawn()
-            waited = ("wait", str(self.base / "pid"), "--timeout", str(START_TIMEOUT_S))
-            run_ctl(self.name, *waited, timeout=START_TIMEOUT_S + 10)
+            self._wait_for_listener()
             run_ctl(self.name, "await_startup", timeout=START_TIMEOUT_S)
-        except (subprocess.SubprocessError, OSError) as err:
+        except (subprocess.SubprocessError, OSError, TimeoutError) as err:
             raise AssertionError(
                 f"TLS node {self.name} did not start: {err}\n{self.log_tail()}"
             ) from err
+
+    def _wait_for_listener(self) -> None:
+        """Until the TLS port accepts connections; at once if the server process ends
+        (a bad config ends it within seconds: its words are in ``server.out``)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _answers(f"127.0.0.1:{TLS_PORT}"):
+            assert self._server is not None
+            if self._server.poll() is not None:
+                raise OSError(f"rabbitmq-server exited with {self._server.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"port {TLS_PORT} not listening after {START_TIMEOUT_S} s")
+            time.sleep(0.5)
 
     def _take_ports(self) -> None:
         """Wait for the lock (another run's node), then check nobody else holds the ports."""
@@ -180,17 +192,29 @@ class TlsNode:
             "RABBITMQ_PID_FILE": str(self.base / "pid"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
         }
-        subprocess.run(["rabbitmq-server", "-detached"], env=env, check=True, timeout=60)
+        with (self.base / "server.out").open("wb") as out:
+            self._server = subprocess.Popen(
+                ["rabbitmq-server"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the node's own log, for a failing test's report."""
-        found = sorted((self.base / "log").glob("*.log"))
-        text = "".join(path.read_text(errors="replace") for path in found)
+        found = [self.base / "server.out", *sorted((self.base / "log").glob("*.log"))]
+        text = "".join(path.read_text(errors="replace") for path in found if path.exists())
         return "\n".join(text.splitlines()[-lines:]) or "(the node wrote no log)"
 
     def close(self) -> None:
         """Stop the node, kill it if it does not stop, remove its files. Never raises."""
         stop(self.tag)
+        if self._server is not None:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                self._server.kill()
+                self._server.wait(10)
         if self._reaper is not None and self._reaper.poll() is None:
             self._reaper.kill()
             self._reaper.wait(10)

@@ -25,7 +25,7 @@ NOT_ALLOWED = 530
 """RabbitMQ's reply to ``Connection.Open`` for a vhost that does not exist, or that the
 user has no permissions on (aiormq keeps only the frame's repr, not its text)."""
 ACCESS_REFUSED = 403
-SCHEMES_PLAIN_PORT = 5672
+PLAIN_AMQP_PORT = 5672
 
 
 def in_words(
@@ -198,7 +198,7 @@ def _handshake(error: ssl.SSLError, address: BrokerAddress) -> str:
     """A handshake that failed for another reason, often the broker's refusal of us."""
     reason = str(getattr(error, "reason", None) or "")
     words = reason.lower().replace("_", " ") or str(error.strerror or error)
-    plain_port = NOT_TLS_HINT if address.port == SCHEMES_PLAIN_PORT else ""
+    plain_port = NOT_TLS_HINT if address.port == PLAIN_AMQP_PORT else ""
     return f"TLS handshake failed: {words}{HANDSHAKE_HINTS.get(reason, plain_port)}"
 
 
