@@ -70,14 +70,41 @@ def connections(node: TlsNode) -> list[dict[str, Any]]:
     return rows
 
 
+async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str]:
+    """``ricochet ARGS`` with ``settings`` given by their environment variables only."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RICOCHET_")}
+    for name in ("amqp_url", "namespace", "tls_ca_file", "tls_cert_file", "tls_key_file"):
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"RICOCHET_{name.upper()}"] = str(value)
+    env["RICOCHET_TLS_VERIFY_HOSTNAME"] = str(settings.tls_verify_hostname).lower()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ricochet",
+        "--log-json",
+        *args,
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
 async def test_a_worker_and_a_client_run_a_task_with_retries_over_tls(
     node: TlsNode, namespace: str
 ) -> None:
-    """Given the node's CA and a client certificate in the tls_* settings,
+    """Given the node's CA and a client certificate in the tls_* settings (and
+    ``ricochet topology`` run with them as RICOCHET_TLS_* variables),
     when a worker and a client run a task that fails twice and then succeeds,
     then it ends with its result after three attempts, and every connection the node
     has is TLS 1.2+ and carries the client certificate."""
     settings = tls_settings(node, namespace)
+    code, stderr = await ricochet(settings, "topology")
+    assert 0 == code, stderr
 
     async with Client(settings) as client, running_worker(settings, tasks.ALL):
         handle = await client.submit("t.twice_then_ok")
@@ -152,30 +179,6 @@ async def test_a_client_is_refused_with_the_cause_in_words(
     assert ":guest@" not in message
 
 
-async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str]:
-    """``ricochet ARGS`` with ``settings`` given by their environment variables only."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RICOCHET_")}
-    for name in ("amqp_url", "namespace", "tls_ca_file", "tls_cert_file", "tls_key_file"):
-        value = getattr(settings, name)
-        if value is not None:
-            env[f"RICOCHET_{name.upper()}"] = str(value)
-    env["RICOCHET_TLS_VERIFY_HOSTNAME"] = str(settings.tls_verify_hostname).lower()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ricochet",
-        "--log-json",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, err.decode()
-
-
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 async def test_a_command_is_refused_in_one_line(node: TlsNode, namespace: str, case: str) -> None:
     """The same refusals from ``ricochet replay``, the settings in RICOCHET_TLS_*: one
@@ -222,8 +225,8 @@ async def test_the_url_query_files_of_before_keep_working(node: TlsNode, namespa
     query = f"?cafile={certs.ca}&certfile={certs.client_cert}&keyfile={certs.client_key}"
     settings = Settings(amqp_url=node.url() + query, namespace=namespace)
 
+    code, stderr = await ricochet(settings, "topology")
+    assert 0 == code, stderr
+
     async with Client(settings):
         pass
-    code, stderr = await ricochet(settings, "replay")
-
-    assert 0 == code, stderr
