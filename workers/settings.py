@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ricochet.contracts.limits import DEFAULT_LIMITS, Limits
-from ricochet.workers.addresses import BrokerAddress, parse_addresses
+from ricochet.workers.addresses import BrokerAddress, parse_addresses, tls_files
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -85,6 +85,16 @@ class Settings(BaseModel):
     max_message_bytes: int = Field(
         default=DEFAULT_LIMITS.max_message_bytes, ge=65_536, le=DEFAULT_LIMITS.max_message_bytes
     )
+    # -- TLS (README "Run it safely", "TLS"): for amqps:// addresses. One context for every
+    # connection (ricochet.workers.amqp.tls): TLS 1.2 or later, the broker's certificate
+    # always checked against tls_ca_file (unset: the system's CAs), its host name too
+    # unless tls_verify_hostname is false; a client certificate when tls_cert_file is set
+    # (tls_key_file: its key, unless the same file holds both). The URL's ?cafile=,
+    # ?certfile=, ?keyfile= count as these (``tls``), the same file or refused.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify_hostname: bool = True
 
     @property
     def limits(self) -> Limits:
@@ -109,6 +119,19 @@ class Settings(BaseModel):
     def amqp_addresses(self) -> tuple[BrokerAddress, ...]:
         """The broker addresses to fail over among, in the order given."""
         return parse_addresses(self.amqp_url)
+
+    @property
+    def tls(self) -> dict[str, str | None]:
+        """``tls_ca_file``, ``tls_cert_file`` and ``tls_key_file`` as they apply: each
+        setting, or else the file the URL's query names for it."""
+        given = {"tls_ca_file": self.tls_ca_file, "tls_cert_file": self.tls_cert_file}
+        return tls_files(self.amqp_addresses, {**given, "tls_key_file": self.tls_key_file})
+
+    @model_validator(mode="after")
+    def _tls_files_agree(self) -> Settings:
+        """A setting and a URL query naming different files: refused now, not at connect."""
+        _ = self.tls
+        return self
 
     @model_validator(mode="after")
     def _window_spans_heartbeats(self) -> Settings:

@@ -9,6 +9,8 @@ beside what it does (``running``, ``starting``, ``reading``, ``log_tools``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ricochet.workers.cli import log_tools, reading, running, starting
@@ -17,6 +19,7 @@ from ricochet.workers.cli.options import (
     LOG_JSON_HELP,
     NAMESPACE_HELP,
     check_addresses,
+    tls_group_options,
 )
 from ricochet.workers.logs import configure
 from ricochet.workers.settings import Settings
@@ -35,14 +38,21 @@ from ricochet.workers.settings import Settings
 @click.option(
     "--log-json/--log-pretty", default=None, envvar="RICOCHET_LOG_JSON", help=LOG_JSON_HELP
 )
+@tls_group_options
 @click.pass_context
 def main(
-    ctx: click.Context, amqp_url: str, namespace: str, log_level: str, log_json: bool | None
+    ctx: click.Context,
+    /,
+    amqp_url: str,
+    namespace: str,
+    log_level: str,
+    log_json: bool | None,
+    **tls: Any,
 ) -> None:
     """Ricochet: an event-sourced retry engine on RabbitMQ."""
     configure(log_level, log_json)
     try:
-        ctx.obj = Settings.from_env(amqp_url=amqp_url, namespace=namespace)
+        ctx.obj = Settings.from_env(amqp_url=amqp_url, namespace=namespace, **tls)
     except ValueError as err:  # a RICOCHET_* variable out of range: say which, no traceback
         raise click.UsageError(str(err)) from err
 

@@ -48,6 +48,43 @@ AMQP_URL_HELP = (
 NAMESPACE_HELP = "Prefix of every queue and exchange."
 LOG_JSON_HELP = "Default: JSON unless stderr is a terminal."
 
+# -- TLS (README "Run it safely", "TLS"): flags for the tls_* settings, for amqps:// URLs.
+TLS_HELP = {
+    "--tls-ca-file": "PEM file of the CA(s) that signed the broker's certificate (default:"
+    " the system's CAs).",
+    "--tls-cert-file": "PEM file of this client's certificate, for a broker that requires one.",
+    "--tls-key-file": "PEM file of the client certificate's key (no passphrase).",
+    "--tls-verify-hostname/--no-tls-verify-hostname": "Check that the broker's certificate is"
+    " for the host name in the URL (the certificate itself is always checked). [default: on]",
+}
+
+
+def _envvar(flag: str) -> str:
+    """``--tls-ca-file`` -> ``RICOCHET_TLS_CA_FILE`` (of a ``--x/--no-x`` pair, the first)."""
+    return "RICOCHET_" + flag.split("/")[0].removeprefix("--").replace("-", "_").upper()
+
+
+def tls_group_options(command: F) -> F:
+    """The TLS flags before the command name, reading their environment variables."""
+    for flag, text in reversed(TLS_HELP.items()):
+        command = click.option(flag, default=None, envvar=_envvar(flag), help=text)(command)
+    return command
+
+
+def _tls_after_options() -> list[Callable[[F], F]]:
+    """The TLS flags after the command name: overrides, as ``--amqp-url`` there."""
+    return [
+        click.option(
+            flag,
+            default=None,
+            expose_value=False,
+            allow_from_autoenv=False,
+            callback=_remember,
+            help=f"{text} [env var: {_envvar(flag)}]",
+        )
+        for flag, text in TLS_HELP.items()
+    ]
+
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A connection option given after the command: kept to override the group's."""
@@ -94,6 +131,7 @@ def connection_options(command: F) -> F:
                 callback=_remember,
                 help=LOG_JSON_HELP + " [env var: RICOCHET_LOG_JSON]",
             ),
+            *_tls_after_options(),
         ]
     ):
         command = option(command)
