@@ -26,6 +26,7 @@ from aio_pika.exceptions import PublishError
 
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.amqp.failover import FailoverConnection
+from ricochet.workers.amqp.trust import EventGate
 from ricochet.workers.logs import get_logger
 from ricochet.workers.settings import Settings
 
@@ -85,6 +86,7 @@ async def _connect_once(settings: Settings, role: str) -> FailoverConnection:
     connection = FailoverConnection(
         settings.amqp_addresses,
         role,
+        EventGate(settings.event_writers or ()),
         client_properties={"connection_name": f"ricochet-{role} {settings.worker_id}"},
     )
     await connection.connect(timeout=CONNECT_TIMEOUT_S)
@@ -125,8 +127,10 @@ def persistent_message(
     headers: dict[str, Any] | None = None,
     expiration_s: float | None = None,
     type_: str | None = None,
+    user_id: str | None = None,
 ) -> aio_pika.Message:
-    """A persistent JSON message with a unique id (returns are matched by message id)."""
+    """A persistent JSON message with a unique id (returns are matched by message id).
+    ``user_id``: the connection's user, which RabbitMQ checks (``amqp.trust``)."""
     return aio_pika.Message(
         body,
         content_type=JSON,
@@ -136,6 +140,7 @@ def persistent_message(
         headers=headers or {},
         expiration=expiration_s,
         type=type_,
+        user_id=user_id,
     )
 
 

@@ -35,6 +35,7 @@ from yarl import URL
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.addresses import BrokerAddress, masked
 from ricochet.workers.amqp.causes import in_words, unreachable
+from ricochet.workers.amqp.trust import EventGate
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -76,11 +77,19 @@ REPEATING_LOGGERS = ("aio_pika.robust_connection", "aiormq.connection")
 class FailoverConnection(RobustConnection):
     """A ``RobustConnection`` over ``addresses``, which logs the node it is on."""
 
-    def __init__(self, addresses: Sequence[BrokerAddress], role: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        addresses: Sequence[BrokerAddress],
+        role: str,
+        event_gate: EventGate | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not addresses:
             raise ValueError("a connection needs at least one broker address")
         super().__init__(URL(addresses[0].url), fail_fast="0", **kwargs)
         self.role = role
+        self.event_gate = event_gate or EventGate()
+        """Whose stream messages this process's readers believe (``amqp.trust``)."""
         self._addresses = tuple(addresses)
         self._index = 0
         self._failures = 0
