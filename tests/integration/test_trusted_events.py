@@ -228,7 +228,10 @@ async def test_a_forged_checkpoint_is_ignored_by_a_take_over(
         assert worker.supervisor is not None
         dropped = dict(connection_gate(worker._connection).dropped)
         if writers:
-            assert real == worker.supervisor.resumed_from
+            # the real one, or a later real one the first worker wrote while stopping
+            resumed = worker.supervisor.resumed_from
+            assert resumed is not None
+            assert real <= resumed < far
             assert {(Names(honest.namespace).checkpoints, MISSING_USER_ID): 1} == dropped
         else:
             assert far == worker.supervisor.resumed_from
