@@ -10,8 +10,9 @@ The format, checked when ``Settings`` is built:
 - the first item is a full URL: ``amqp[s]://user:password@host[:port]/vhost[?query]``;
 - every further item is either a full URL or just ``host[:port]``, which takes
   the scheme, credentials, vhost and query of the first item;
-- every address names the same vhost (another vhost is another Ricochet), and
-  no address is given twice;
+- every address names the same vhost (another vhost is another Ricochet) and
+  the same user (events carry it as their writer, ``amqp.trust``: a fail-over must
+  not change who writes), and no address is given twice;
 - TLS files may be given in the query as aiormq reads them (``?cafile=``,
   ``?certfile=``, ``?keyfile=``): they count as the ``tls_*`` settings (``tls_files``).
   aiormq's other TLS parameters are refused: ``?no_verify_ssl=1`` turns every check
@@ -202,12 +203,18 @@ def tls_files(
 
 
 def _check_together(addresses: list[BrokerAddress]) -> None:
-    """One vhost for all, and no node twice (a typo, or a list pasted twice)."""
+    """One vhost and one user for all, and no node twice (a typo, or a list pasted twice)."""
     vhosts = {address.vhost for address in addresses}
     if len(vhosts) > 1:
         raise AddressError(
             f"RICOCHET_AMQP_URL names several vhosts ({', '.join(sorted(map(repr, vhosts)))}):"
             " every address must reach the same vhost"
+        )
+    users = {address.user for address in addresses}
+    if len(users) > 1:
+        raise AddressError(
+            f"RICOCHET_AMQP_URL logs in as several users ({', '.join(sorted(map(repr, users)))}):"
+            " every address must use the same user, the one its events are trusted as written by"
         )
     seen: set[tuple[str, int]] = set()
     for position, address in enumerate(addresses, start=1):

@@ -96,6 +96,25 @@ class Settings(BaseModel):
     tls_key_file: str | None = None
     tls_verify_hostname: bool = True
 
+    # Trusted events (README "Trusted events"): the RabbitMQ users whose event and
+    # checkpoint messages readers believe (their AMQP user_id); None believes every writer.
+    event_writers: frozenset[str] | None = None
+
+    @field_validator("event_writers", mode="before")
+    @classmethod
+    def _writers_listed(cls, value: Any) -> Any:
+        """``RICOCHET_EVENT_WRITERS=a,b``; empty (or only spaces) means unset."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        names = [name.strip() for name in value.split(",")]
+        if "" in names:
+            raise ValueError(
+                f"event_writers {value!r} has an empty user name: remove the stray comma"
+            )
+        return frozenset(names)
+
     @property
     def limits(self) -> Limits:
         """The limits this process's writers keep to."""

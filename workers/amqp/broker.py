@@ -28,6 +28,7 @@ from aio_pika.exceptions import PublishError
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.amqp.tls import client_context
+from ricochet.workers.amqp.trust import EventGate
 from ricochet.workers.logs import get_logger
 from ricochet.workers.settings import Settings
 
@@ -94,6 +95,7 @@ async def _connect_once(
     connection = FailoverConnection(
         settings.amqp_addresses,
         role,
+        EventGate(settings.event_writers or ()),
         ssl_context=context,
         client_properties={"connection_name": f"ricochet-{role} {settings.worker_id}"},
     )
@@ -135,8 +137,10 @@ def persistent_message(
     headers: dict[str, Any] | None = None,
     expiration_s: float | None = None,
     type_: str | None = None,
+    user_id: str | None = None,
 ) -> aio_pika.Message:
-    """A persistent JSON message with a unique id (returns are matched by message id)."""
+    """A persistent JSON message with a unique id (returns are matched by message id).
+    ``user_id``: the connection's user, which RabbitMQ checks (``amqp.trust``)."""
     return aio_pika.Message(
         body,
         content_type=JSON,
@@ -146,6 +150,7 @@ def persistent_message(
         headers=headers or {},
         expiration=expiration_s,
         type=type_,
+        user_id=user_id,
     )
 
 

@@ -41,6 +41,7 @@ from yarl import URL
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.addresses import BrokerAddress, masked
 from ricochet.workers.amqp.causes import in_words, unreachable
+from ricochet.workers.amqp.trust import EventGate
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -86,6 +87,7 @@ class FailoverConnection(RobustConnection):
         self,
         addresses: Sequence[BrokerAddress],
         role: str,
+        event_gate: EventGate | None = None,
         ssl_context: ssl.SSLContext | None = None,
         **kwargs: Any,
     ) -> None:
@@ -94,6 +96,8 @@ class FailoverConnection(RobustConnection):
         url = URL(addresses[0].url)
         super().__init__(url, fail_fast="0", ssl_context=ssl_context, **kwargs)
         self.role = role
+        self.event_gate = event_gate or EventGate()
+        """Whose stream messages this process's readers believe (``amqp.trust``)."""
         self._addresses = tuple(addresses)
         self._index = 0
         self._failures = 0

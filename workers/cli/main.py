@@ -16,6 +16,7 @@ import click
 from ricochet.workers.cli import log_tools, reading, running, starting
 from ricochet.workers.cli.options import (
     AMQP_URL_HELP,
+    EVENT_WRITERS_HELP,
     LOG_JSON_HELP,
     NAMESPACE_HELP,
     check_addresses,
@@ -34,6 +35,9 @@ from ricochet.workers.settings import Settings
     help=AMQP_URL_HELP,
 )
 @click.option("--namespace", default="ricochet", envvar="RICOCHET_NAMESPACE", help=NAMESPACE_HELP)
+@click.option(
+    "--event-writers", default=None, envvar="RICOCHET_EVENT_WRITERS", help=EVENT_WRITERS_HELP
+)
 @click.option("--log-level", default="INFO", envvar="RICOCHET_LOG_LEVEL")
 @click.option(
     "--log-json/--log-pretty", default=None, envvar="RICOCHET_LOG_JSON", help=LOG_JSON_HELP
@@ -45,6 +49,7 @@ def main(
     /,
     amqp_url: str,
     namespace: str,
+    event_writers: str | None,
     log_level: str,
     log_json: bool | None,
     **tls: Any,
@@ -52,7 +57,9 @@ def main(
     """Ricochet: an event-sourced retry engine on RabbitMQ."""
     configure(log_level, log_json)
     try:
-        ctx.obj = Settings.from_env(amqp_url=amqp_url, namespace=namespace, **tls)
+        ctx.obj = Settings.from_env(
+            amqp_url=amqp_url, namespace=namespace, event_writers=event_writers, **tls
+        )
     except ValueError as err:  # a RICOCHET_* variable out of range: say which, no traceback
         raise click.UsageError(str(err)) from err
 

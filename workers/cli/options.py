@@ -46,6 +46,10 @@ AMQP_URL_HELP = (
     " credentials and vhost."
 )
 NAMESPACE_HELP = "Prefix of every queue and exchange."
+EVENT_WRITERS_HELP = (
+    "RabbitMQ users whose events are believed, comma-separated (the AMQP user_id"
+    " RabbitMQ checks); unset believes every writer."
+)
 LOG_JSON_HELP = "Default: JSON unless stderr is a terminal."
 
 # -- TLS (README "Run it safely", "TLS"): flags for the tls_* settings, for amqps:// URLs.
@@ -114,6 +118,14 @@ def connection_options(command: F) -> F:
                 allow_from_autoenv=False,
                 callback=_remember,
                 help=NAMESPACE_HELP + " [env var: RICOCHET_NAMESPACE]",
+            ),
+            click.option(
+                "--event-writers",
+                default=None,
+                expose_value=False,
+                allow_from_autoenv=False,
+                callback=_remember,
+                help=EVENT_WRITERS_HELP + " [env var: RICOCHET_EVENT_WRITERS]",
             ),
             click.option(
                 "--log-level",

@@ -19,6 +19,7 @@ from aiohttp import web
 from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
 from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
+from ricochet.workers.amqp.trust import connection_gate
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock, utc_now
 from ricochet.workers.delivery.acks import RunAcker
@@ -166,6 +167,7 @@ class Worker:
         recorder.committer.metrics = metrics.commits
         metrics.watch_running(lambda: len(self._running_attempts))
         metrics.watch_supervisor(lambda: self.supervisor)
+        metrics.watch_untrusted(lambda: connection_gate(connection).dropped)
 
         async def refresh() -> None:
             """The stream's tail, for the active supervisor's log lag."""
