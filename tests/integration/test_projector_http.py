@@ -10,10 +10,13 @@ documented, invalid input refused, and the token not ignored).
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -122,8 +125,123 @@ schema = schemathesis.openapi.from_dict(
 
 @schema.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_request_answers_500_or_breaks_the_document(case: schemathesis.Case, live: Live) -> None:
+def test_no_request_answers_500_or_breaks_the_document(
+    case: schemathesis.Case[Any], live: Live
+) -> None:
     """Every operation, with generated valid and invalid parameters and the token: no
     5xx, every answer as its OpenAPI entry says, and a request without the token (or
     with a wrong one) refused."""
     case.call_and_validate(base_url=live.base, headers=AUTH, timeout=10)
+
+
+def _routes(live: Live) -> list[str]:
+    """Every path of the document, with a real execution id where it takes one."""
+    some = live.execution_ids[0]
+    return [path.replace("{execution_id}", some) for path in OPENAPI["paths"]]
+
+
+async def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as response:
+        await response.read()
+        return response.status, dict(response.headers)
+
+
+WRONG = [
+    None,
+    {"Authorization": f"Bearer {TOKEN[:-1]}"},
+    {"Authorization": f"Bearer {TOKEN}x"},
+    {"Authorization": f"Basic {TOKEN}"},
+    {"Authorization": TOKEN},
+    {"Authorization": "Bearer "},
+    {"Authorization": "Bearer éé"},
+    {"Cookie": f"ricochet_ui_session={TOKEN}"},
+]
+
+
+async def test_every_route_but_health_refuses_a_request_without_the_token(live: Live) -> None:
+    """Given the token set, each route of the document (the pages, their static files,
+    /metrics and the document itself included) answers 401 with ``WWW-Authenticate:
+    Bearer`` to no token, a wrong one, another scheme or a forged cookie; with the
+    token it answers; /health answers to anyone."""
+    guarded = [path for path in _routes(live) if path != "/health"]
+    assert len(guarded) >= 9
+
+    for path in guarded:
+        for headers in WRONG:
+            status, answered = await _get(f"{live.base}{path}", headers)
+            assert (401, True) == (
+                status,
+                answered.get("WWW-Authenticate", "").startswith("Bearer"),
+            ), (path, headers)
+        assert (await _get(f"{live.base}{path}", AUTH))[0] in (200, 204), path
+        lower = {"Authorization": f"bearer {TOKEN}"}  # the scheme is case-insensitive
+        assert (await _get(f"{live.base}{path}", lower))[0] in (200, 204), path
+    assert 200 == (await _get(f"{live.base}/health"))[0]
+
+
+async def test_the_queries_that_answered_500_answer_400(live: Live) -> None:
+    """The inputs issue 13 found (an interval past year 1, a superscript digit) and
+    their kin: a 400 that says what is wrong."""
+    for query in (
+        "since=99999999999D",
+        "since=999999999D",
+        "since=9999999999999999999999999999999999s",
+        "since=0001-01-01T00:00:00%2B05:00",
+        "limit=%C2%B2",
+        "limit=%D9%A3",
+        "limit=" + "9" * 5000,
+        "status=%00",
+        "since=%ED%A0%80",
+    ):
+        async with (
+            aiohttp.ClientSession(headers=AUTH) as session,
+            session.get(f"{live.base}/executions?{query}") as response,
+        ):
+            assert 400 == response.status, query
+            assert "error" in await response.json()
+    for query in ("page=%C2%B2", "until=10000-01-01", "page=21"):
+        assert 400 == (await _get(f"{live.base}/ui?{query}", AUTH))[0], query
+
+
+async def test_it_listens_on_loopback_only_by_default(live: Live) -> None:
+    """``--http :0`` (no host) binds 127.0.0.1 only: the kernel's table of listening
+    sockets shows no other address for its port."""
+    port = int(live.base.rsplit(":", 1)[1])
+    listening = _listening_addresses(port)
+
+    assert ["127.0.0.1"] == listening
+
+
+def _listening_addresses(port: int) -> list[str]:
+    """The local addresses of the sockets listening on ``port`` (IPv4 and IPv6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.append(_address(address))
+    return found
+
+
+def _address(hexadecimal: str) -> str:
+    raw = bytes.fromhex(hexadecimal)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+    return str(ipaddress.IPv6Address(words))
+
+
+async def test_the_live_document_is_the_one_tested_and_the_token_is_never_logged(
+    live: Live,
+) -> None:
+    served = (await _get(f"{live.base}/openapi.json", AUTH))[0]
+    async with (
+        aiohttp.ClientSession(headers=AUTH) as session,
+        session.get(f"{live.base}/openapi.json") as response,
+    ):
+        document = await response.json()
+
+    assert (200, OPENAPI) == (served, document)
+    assert TOKEN not in live.projector.text()
+    assert '"token":true' in live.projector.text().replace(" ", "")
