@@ -10,8 +10,11 @@ documented, invalid input refused, and the token not ignored).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import os
 import secrets
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -245,3 +248,51 @@ async def test_the_live_document_is_the_one_tested_and_the_token_is_never_logged
     assert (200, OPENAPI) == (served, document)
     assert TOKEN not in live.projector.text()
     assert '"token":true' in live.projector.text().replace(" ", "")
+
+
+async def _ricochet(settings: Settings, *args: str, **env: str) -> tuple[int, str, str]:
+    """``ricochet ARGS`` in a subprocess: exit code, stdout, stderr."""
+    environment = {
+        **os.environ,
+        "RICOCHET_AMQP_URL": settings.amqp_url,
+        "RICOCHET_NAMESPACE": settings.namespace,
+        **env,
+    }
+    if "RICOCHET_PROJECTOR_TOKEN" not in env:
+        environment.pop("RICOCHET_PROJECTOR_TOKEN", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ricochet",
+        *args,
+        env=environment,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_status_and_executions_send_the_token_to_the_projector(
+    live: Live, http_settings: Settings, tmp_path: Path
+) -> None:
+    """With the token (here from a file) they read the projector; without it they say
+    it asks for one and fold the log instead, with the same answer."""
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    done = live.execution_ids[0]
+
+    code, out, err = await _ricochet(
+        http_settings, "executions", "--api", live.base, "--projector-token-file", str(secret)
+    )
+    assert (0, True) == (code, f"from projector {live.base}" in err), err
+    assert done in out
+
+    code, out, err = await _ricochet(
+        http_settings, "status", done, "--api", live.base, RICOCHET_PROJECTOR_TOKEN=TOKEN
+    )
+    assert (0, True) == (code, f"from projector {live.base}" in err), err
+
+    code, out, err = await _ricochet(http_settings, "executions", "--api", live.base)
+    assert (0, True) == (code, "it asks for a token" in err), err
+    assert done in out
