@@ -13,13 +13,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from ricochet.engine import Projection
 from ricochet.errors import TokenFileError
+from ricochet.workers.cli import running
 from ricochet.workers.cli.main import main
 from ricochet.workers.read import api, auth
 from ricochet.workers.read import web as pages
 from ricochet.workers.read.http import DEFAULT_HOST, is_loopback, listen_address
+from ricochet.workers.read.projector import Projector
 from ricochet.workers.read.provenance import Provenance
 from ricochet.workers.settings import Settings
 
@@ -188,3 +191,23 @@ def test_an_unreadable_token_file_stops_the_projector_before_it_starts(tmp_path:
 
     assert 2 == result.exit_code
     assert "No such file" in result.output
+
+
+async def test_serving_beyond_loopback_without_a_token_warns(tmp_path: Path) -> None:
+    """Listening on every interface with no token logs a warning saying how to set one;
+    loopback, or any address with a token, does not. The token is never logged."""
+    projector = Projector(Settings(), tmp_path / "projection.sqlite3")
+    with capture_logs() as logs:
+        for address, token in (("0.0.0.0:0", None), ("127.0.0.1:0", None), (":0", TOKEN)):
+            runner = await running._serve(projector, address, token)
+            await runner.cleanup()
+
+    events = [(entry["event"], entry.get("host")) for entry in logs]
+    assert [
+        ("projector.http", None),
+        ("projector.http_without_token", "0.0.0.0"),
+        ("projector.http", None),
+        ("projector.http", None),
+    ] == events
+    assert TOKEN not in repr(logs)
+    assert [False, False, True] == [e["token"] for e in logs if e["event"] == "projector.http"]
