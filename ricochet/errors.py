@@ -82,6 +82,10 @@ class BadQuery(RicochetError, ValueError):
     """A query parameter the API cannot use: answered with 400 and this message."""
 
 
+class TokenFileError(RicochetError, ValueError):
+    """``projector_token_file`` cannot be read, or does not hold a usable token."""
+
+
 class AddressError(RicochetError, ValueError):
     """``RICOCHET_AMQP_URL`` cannot be read as a list of broker addresses."""
 

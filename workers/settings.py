@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ricochet.contracts.limits import DEFAULT_LIMITS, Limits
 from ricochet.workers.addresses import BrokerAddress, parse_addresses, tls_files
@@ -23,6 +25,18 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 def default_worker_id() -> str:
     """host:pid, so an event says which process on which host ran the attempt."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~+/-]{16,4096}=*")
+"""RFC 6750's ``b64token``, at least 16 characters (``secrets.token_urlsafe(32)`` fits)."""
+TOKEN_RULE = (
+    "the projector token must be 16 to 4096 characters of A-Z a-z 0-9 - . _ ~ + /"
+    " (then = padding), e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+)
+
+
+def is_bearer_token(text: str) -> bool:
+    return TOKEN_PATTERN.fullmatch(text) is not None
 
 
 AGE_UNITS_S = {"Y": 365 * 86400, "M": 30 * 86400, "D": 86400, "h": 3600, "m": 60, "s": 1}
@@ -115,6 +129,13 @@ class Settings(BaseModel):
             )
         return frozenset(names)
 
+    # --- the projector's HTTP server (issue 13, README "The projector's HTTP server") ---
+    # A bearer token every route but /health requires (None: no authentication), given
+    # as itself or as a file holding it (a Kubernetes or compose secret); not both.
+    # ``status`` and ``executions`` send it to the projector they ask. Never logged.
+    projector_token: SecretStr | None = None
+    projector_token_file: Path | None = None
+
     @property
     def limits(self) -> Limits:
         """The limits this process's writers keep to."""
@@ -150,6 +171,20 @@ class Settings(BaseModel):
     def _tls_files_agree(self) -> Settings:
         """A setting and a URL query naming different files: refused now, not at connect."""
         _ = self.tls
+        return self
+
+    @field_validator("projector_token")
+    @classmethod
+    def _token_is_a_bearer_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refused without echoing it (the message names the rule, never the value)."""
+        if value is not None and not is_bearer_token(value.get_secret_value()):
+            raise ValueError(TOKEN_RULE)
+        return value
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> Settings:
+        if self.projector_token is not None and self.projector_token_file is not None:
+            raise ValueError("give projector_token or projector_token_file, not both")
         return self
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from ricochet.engine import ExecutionState, Projection, Status
 from ricochet.errors import BadQuery, CannotDebug
 from ricochet.workers.cli.options import API_DEFAULT, connection_options, run, settings_of
+from ricochet.workers.cli.tokens import token_file_option, token_of
 from ricochet.workers.log.history import fold_entries, fold_log, read_entries
 from ricochet.workers.log.reader import Entry
 from ricochet.workers.log.replay import read_file, warn_skipped
@@ -66,7 +67,8 @@ async def _state_from_projector(
     settings: Settings, api_url: str | None, execution_id: str
 ) -> ExecutionState | None:
     """The projector's state of the execution, or None (and why) to read the log instead."""
-    asked = await ask(api_url, provenance_of(settings), f"/executions/{execution_id}")
+    token = token_of(settings)
+    asked = await ask(api_url, provenance_of(settings), f"/executions/{execution_id}", None, token)
     if not isinstance(asked, Answer):
         _say(asked.reason)
         return None
@@ -119,7 +121,7 @@ async def executions(settings: Settings, query: dict[str, str], api_url: str | N
     except BadQuery as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    asked = await ask(api_url, provenance_of(settings), "/executions", query)
+    asked = await ask(api_url, provenance_of(settings), "/executions", query, token_of(settings))
     if isinstance(asked, Answer) and asked.status in (200, 400):
         body = orjson.loads(asked.body)
         if asked.status == 400:
@@ -170,6 +172,7 @@ async def debug(
     show_default=True,
     help="A projector's API to ask first ('' to read the log).",
 )
+@token_file_option
 @connection_options
 @click.pass_context
 def executions_command(
@@ -179,12 +182,15 @@ def executions_command(
     since: str | None,
     limit: int,
     api_url: str,
+    projector_token_file: Path | None,
 ) -> None:
     """List executions, newest first, as a table (from the projector, or by folding the
     log if none answers for this vhost and namespace)."""
     given = {"status": status, "target": target, "since": since, "limit": str(limit)}
     query = {k: v for k, v in given.items() if v is not None}
-    run(lambda: executions(settings_of(ctx), query, api_url or None))
+    settings = settings_of(ctx, projector_token_file=projector_token_file)
+    token_of(settings)  # a token file that cannot be read: say so before anything runs
+    run(lambda: executions(settings, query, api_url or None))
 
 
 @click.command("status")
@@ -208,13 +214,21 @@ def executions_command(
     is_flag=True,
     help="Show tracebacks whole: Ricochet's and asyncio's frames too.",
 )
+@token_file_option
 @connection_options
 @click.pass_context
 def status_command(
-    ctx: click.Context, execution_id: str, source: Path | None, api_url: str, all_frames: bool
+    ctx: click.Context,
+    execution_id: str,
+    source: Path | None,
+    api_url: str,
+    all_frames: bool,
+    projector_token_file: Path | None,
 ) -> None:
     """Show an execution's attempts as a timeline, its result as JSON and its reruns."""
-    run(lambda: status(settings_of(ctx), execution_id, source, api_url or None, all_frames))
+    settings = settings_of(ctx, projector_token_file=projector_token_file)
+    token_of(settings)  # a token file that cannot be read: say so before anything runs
+    run(lambda: status(settings, execution_id, source, api_url or None, all_frames))
 
 
 @click.command("debug")

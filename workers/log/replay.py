@@ -22,26 +22,58 @@ from ricochet.errors import BadPosition
 from ricochet.workers.log.reader import Entry, Offset, unreadable_reason
 
 Position = int | datetime | str
-INTERVAL = re.compile(r"^(\d+)([smhD])$")
+INTERVAL = re.compile(r"([0-9]+)([smhD])")
+"""ASCII digits only: ``str.isdigit`` and ``\\d`` also take ``²`` and other scripts' digits."""
+OFFSET = re.compile(r"[0-9]{1,19}")
+MAX_OFFSET = 2**63 - 1
+"""A stream offset is a signed 64-bit number on the wire."""
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "D": "days"}
 
 
 def parse_position(text: str, now: datetime) -> Position:
-    """``first``/``last``/``next``, an offset, an ISO time (UTC if naive), or ``10m`` ago."""
+    """``first``/``last``/``next``, an offset, an ISO time (UTC if naive), or ``10m`` ago.
+
+    Anything else, or a number too large for its kind (an offset past 64 bits,
+    an interval reaching back before year 1), is a ``BadPosition`` that says
+    why: never an ``OverflowError`` or a ``ValueError`` from deeper down.
+    """
     if text in ("first", "last", "next"):
         return text
-    if text.isdigit():
+    if OFFSET.fullmatch(text) and int(text) <= MAX_OFFSET:
         return int(text)
-    if match := INTERVAL.match(text):
+    if text.isascii() and text.isdigit():
+        raise BadPosition(f"offset {_shown(text)} is past the largest stream offset ({MAX_OFFSET})")
+    if match := INTERVAL.fullmatch(text):
         amount, unit = match.groups()
-        return now - timedelta(**{UNITS[unit]: int(amount)})
+        try:
+            if len(amount) > 18:  # int() refuses 4,300 digits and more: say why first
+                raise OverflowError
+            return now - timedelta(**{UNITS[unit]: int(amount)})
+        except OverflowError:
+            raise BadPosition(f"{_shown(text)} reaches back before year 1") from None
+    return parse_time(text)
+
+
+def _shown(text: str, most: int = 40) -> str:
+    """The text as typed, quoted and escaped, cut short: an error need not echo 5,000 digits."""
+    return repr(text if len(text) <= most else f"{text[:most]}…")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO time, UTC when naive, that can be told in UTC (year 1 to 9999 there too)."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as err:
         raise BadPosition(
-            f"{text!r} is not first, an offset, an ISO time or an interval like 10m"
+            f"{_shown(text)} is not first, an offset, an ISO time or an interval like 10m"
         ) from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise BadPosition(f"{_shown(text)} is out of range in UTC") from None
+    return moment
 
 
 CHUNK_MARGIN = timedelta(seconds=60)
@@ -51,7 +83,10 @@ def stream_offset(position: Position) -> Offset:
     """What to ask the broker for. For a time, a minute earlier in whole seconds: the broker
     attaches at a chunk boundary, and events are checked against the time here anyway."""
     if isinstance(position, datetime):
-        return (position - CHUNK_MARGIN).replace(microsecond=0)
+        try:
+            return (position - CHUNK_MARGIN).replace(microsecond=0)
+        except OverflowError:  # within a minute of year 1: nothing is older
+            return "first"
     return position
 
 
