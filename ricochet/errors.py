@@ -143,6 +143,14 @@ class BrokerUnreachable(RicochetError, ConnectionError):
         self.causes = causes
 
 
+class TopologyMismatch(RicochetError, RuntimeError):
+    """A queue exists with other arguments than the settings give (RabbitMQ answers
+    PRECONDITION_FAILED: a queue's arguments are fixed when it is created). The message
+    is one line: which queue, which argument differs and how, and what to do instead
+    (keep the queue's value and use a policy, or a new namespace). CLI commands print
+    it and exit 2."""
+
+
 class StoreLocked(RicochetError, RuntimeError):
     """Another projector holds this store."""
 
