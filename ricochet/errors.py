@@ -78,6 +78,11 @@ class BadPosition(RicochetError, ValueError):
     """A --from/--until that is none of first, an offset, an ISO time or an interval."""
 
 
+class BadLogLine(RicochetError, ValueError):
+    """A line of an exported log that cannot be read, met with ``--strict``: one line
+    saying the file, the line number and why."""
+
+
 class BadQuery(RicochetError, ValueError):
     """A query parameter the API cannot use: answered with 400 and this message."""
 

@@ -131,6 +131,15 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
+STRICT_HELP = "With --file: stop at the first line that cannot be read (exit 4)."
+
+
+def strict_needs_file(strict: bool, source: object) -> None:
+    """``--strict`` is about an exported file's lines; alone it would silently do nothing."""
+    if strict and source is None:
+        raise click.UsageError("--strict applies to --file only")
+
+
 def json_arg(value: str, what: str) -> Any:
     try:
         return orjson.loads(value)
