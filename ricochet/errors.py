@@ -78,6 +78,11 @@ class BadPosition(RicochetError, ValueError):
     """A --from/--until that is none of first, an offset, an ISO time or an interval."""
 
 
+class BadLogLine(RicochetError, ValueError):
+    """A line of an exported log that cannot be read, met with ``--strict``: one line
+    saying the file, the line number and why."""
+
+
 class BadQuery(RicochetError, ValueError):
     """A query parameter the API cannot use: answered with 400 and this message."""
 
@@ -145,6 +150,14 @@ class BrokerUnreachable(RicochetError, ConnectionError):
     def __init__(self, message: str, causes: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.causes = causes
+
+
+class TopologyMismatch(RicochetError, RuntimeError):
+    """A queue exists with other arguments than the settings give (RabbitMQ answers
+    PRECONDITION_FAILED: a queue's arguments are fixed when it is created). The message
+    is one line: which queue, which argument differs and how, and what to do instead
+    (keep the queue's value and use a policy, or a new namespace). CLI commands print
+    it and exit 2."""
 
 
 class StoreLocked(RicochetError, RuntimeError):

@@ -16,10 +16,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ricochet.contracts.limits import DEFAULT_LIMITS, Limits
+from ricochet.contracts.limits import DEFAULT_LIMITS, KIB, MIB, Limits
 from ricochet.workers.addresses import BrokerAddress, parse_addresses, tls_files
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+
+GIB = 1024 * MIB
+DEFAULT_STREAM_MAX_BYTES = 5 * GIB
+"""The event log's size bound, beside its age: half of a 10 GiB broker volume (the
+RabbitMQ cluster operator's default), so the quorum queues, the checkpoints and the
+dead letters fit beside it with room to spare before the disk alarm stops publishers."""
+DEFAULT_DEAD_LETTER_MAX_BYTES = 1 * GIB
+"""``<ns>.dead`` keeps the newest dead letters up to this many body bytes (drop-head)."""
+DEFAULT_DEAD_LETTER_BODY_BYTES = 64 * KIB
+"""A body Ricochet dead-letters is cut to this; enough to see what the message was."""
 
 
 def default_worker_id() -> str:
@@ -135,6 +145,13 @@ class Settings(BaseModel):
     # ``status`` and ``executions`` send it to the projector they ask. Never logged.
     projector_token: SecretStr | None = None
     projector_token_file: Path | None = None
+
+    # Bounded storage (README "Bounded storage"). The two bounds are queue arguments, fixed
+    # when the queue is created (like stream_max_age), so they have no flag: every process
+    # that declares must give the same values. 0 leaves a bound out (queues made before).
+    stream_max_bytes: int = Field(default=DEFAULT_STREAM_MAX_BYTES, ge=0)
+    dead_letter_max_bytes: int = Field(default=DEFAULT_DEAD_LETTER_MAX_BYTES, ge=0)
+    dead_letter_body_bytes: int = Field(default=DEFAULT_DEAD_LETTER_BODY_BYTES, ge=1)
 
     @property
     def limits(self) -> Limits:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from ricochet.errors import AddressError, BrokerUnreachable
+from ricochet.errors import AddressError, BrokerUnreachable, TopologyMismatch
 from ricochet.workers.addresses import parse_addresses
 from ricochet.workers.logs import configure, get_logger
 from ricochet.workers.settings import Settings
@@ -181,6 +181,15 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
+STRICT_HELP = "With --file: stop at the first line that cannot be read (exit 4)."
+
+
+def strict_needs_file(strict: bool, source: object) -> None:
+    """``--strict`` is about an exported file's lines; alone it would silently do nothing."""
+    if strict and source is None:
+        raise click.UsageError("--strict applies to --file only")
+
+
 def json_arg(value: str, what: str) -> Any:
     try:
         return orjson.loads(value)
@@ -193,13 +202,14 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
 
     A broker that cannot be reached is the user's to fix, not a bug: it ends the
     command with one line (``error: cannot connect to ...``, naming each address
-    without its password, and why) and exit code 2, never a traceback. Ctrl-C
+    without its password, and why) and exit code 2, never a traceback; so does a queue
+    that exists with other arguments than the settings give (``TopologyMismatch``). Ctrl-C
     before the command has its own signal handling (a worker waiting for its
     broker, say) exits 130, also without a traceback.
     """
     try:
         sys.exit(_run_on_fastest_loop(main))
-    except BrokerUnreachable as err:
+    except (BrokerUnreachable, TopologyMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

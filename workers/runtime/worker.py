@@ -107,6 +107,7 @@ class Worker:
             self._clock,
             self._acks,
             delay_group_size=self.settings.quorum_group_size,
+            body_bytes=self.settings.dead_letter_body_bytes,
         )
         await settler.open()
         work = await publishing.get_exchange(names.work, ensure=False)
