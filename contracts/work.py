@@ -29,6 +29,15 @@ REASON_HEADER = "ricochet-dead-letter-reason"
 SOURCE_QUEUE_HEADER = "ricochet-dead-letter-source"
 """Where a dead-lettered message was taken from."""
 
+ORIGINAL_BYTES_HEADER = "ricochet-original-bytes"
+"""On a body Ricochet cut when dead-lettering it: the original body's size in bytes."""
+
+ORIGINAL_SHA256_HEADER = "ricochet-original-sha256"
+"""On a body Ricochet cut when dead-lettering it: the whole original body's SHA-256 (hex)."""
+
+EXECUTION_HEADER = "ricochet-execution-id"
+"""On a cut work body: its execution, which the supervisor can no longer read from it."""
+
 
 class WorkMessage(WireModel):
     """Run ``target(*args, **kwargs)`` as part of ``execution_id``."""

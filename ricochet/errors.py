@@ -78,12 +78,21 @@ class BadPosition(RicochetError, ValueError):
     """A --from/--until that is none of first, an offset, an ISO time or an interval."""
 
 
+class BadLogLine(RicochetError, ValueError):
+    """A line of an exported log that cannot be read, met with ``--strict``: one line
+    saying the file, the line number and why."""
+
+
 class BadQuery(RicochetError, ValueError):
     """A query parameter the API cannot use: answered with 400 and this message."""
 
 
 class BadPasswords(RicochetError, ValueError):
     """A ``ricochet roles --passwords`` file line that is not ``RICOCHET_PASSWORD_<ROLE>=...``."""
+
+
+class TokenFileError(RicochetError, ValueError):
+    """``projector_token_file`` cannot be read, or does not hold a usable token."""
 
 
 class AddressError(RicochetError, ValueError):
@@ -160,6 +169,14 @@ class TopologyMissing(RicochetError, LookupError):
         self.kind = kind
         self.name = name
         self.vhost = vhost
+
+
+class TopologyMismatch(RicochetError, RuntimeError):
+    """A queue exists with other arguments than the settings give (RabbitMQ answers
+    PRECONDITION_FAILED: a queue's arguments are fixed when it is created). The message
+    is one line: which queue, which argument differs and how, and what to do instead
+    (keep the queue's value and use a policy, or a new namespace). CLI commands print
+    it and exit 2."""
 
 
 class StoreLocked(RicochetError, RuntimeError):

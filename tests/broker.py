@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 import uuid
 from contextlib import AbstractContextManager
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -59,8 +60,21 @@ def is_local(url: str) -> bool:
     return urlsplit(url).hostname in {"localhost", "127.0.0.1", "::1"}
 
 
+CTL_TRIES = 3
+
+
 def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    """Run a ``rabbitmqctl`` command; a failed one is tried again (the CLI's own Erlang
+    node can fail to start while other CLIs or a node start run beside it), and the
+    last failure is raised with what the CLI printed."""
+    for tries in range(1, CTL_TRIES + 1):
+        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60)
+        if done.returncode == 0:
+            return
+        if tries < CTL_TRIES:
+            time.sleep(tries)
+    said = (done.stderr or done.stdout).decode(errors="replace").strip()
+    raise RuntimeError(f"rabbitmqctl {' '.join(args)} exited {done.returncode}: {said}")
 
 
 def can_admin(url: str) -> bool:
@@ -76,7 +90,15 @@ def create_vhost() -> str:
 
 
 def delete_vhost(vhost: str) -> None:
-    rabbitmqctl("delete_vhost", vhost)
+    """Deleted, whatever an earlier try of the command left behind."""
+    try:
+        rabbitmqctl("delete_vhost", vhost)
+    except RuntimeError:
+        listed = subprocess.run(
+            ["rabbitmqctl", "-q", "list_vhosts", "name"], capture_output=True, timeout=60
+        )
+        if vhost in listed.stdout.decode().split():
+            raise
 
 
 def vhost_of(url: str) -> str:

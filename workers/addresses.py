@@ -10,21 +10,40 @@ The format, checked when ``Settings`` is built:
 - the first item is a full URL: ``amqp[s]://user:password@host[:port]/vhost[?query]``;
 - every further item is either a full URL or just ``host[:port]``, which takes
   the scheme, credentials, vhost and query of the first item;
-- every address names the same vhost (another vhost is another Ricochet), and
-  no address is given twice.
+- every address names the same vhost (another vhost is another Ricochet) and
+  the same user (events carry it as their writer, ``amqp.trust``: a fail-over must
+  not change who writes), and no address is given twice;
+- TLS files may be given in the query as aiormq reads them (``?cafile=``,
+  ``?certfile=``, ``?keyfile=``): they count as the ``tls_*`` settings (``tls_files``).
+  aiormq's other TLS parameters are refused: ``?no_verify_ssl=1`` turns every check
+  off, and ``?capath=``/``?cadata=`` have a file-based twin (``TLS_QUERY_REFUSED``).
 
 Pure parsing, no I/O. Nothing here puts a password into a message or a repr.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit, urlunsplit
 
 from ricochet.errors import AddressError
 
 SCHEMES = {"amqp": 5672, "amqps": 5671}
 """Accepted schemes and their default ports."""
+
+TLS_QUERY = {"cafile": "tls_ca_file", "certfile": "tls_cert_file", "keyfile": "tls_key_file"}
+"""aiormq's TLS file parameters, which worked before the ``tls_*`` settings: the setting
+each one stands for."""
+TLS_QUERY_REFUSED = {
+    "no_verify_ssl": "it would turn off every check of the broker's certificate; give the CA"
+    " that signed it as tls_ca_file, or set tls_verify_hostname=false if only the host name"
+    " differs",
+    "capath": "give the CA certificates as one PEM file in tls_ca_file instead",
+    "cadata": "give the CA certificates as one PEM file in tls_ca_file instead",
+}
+"""aiormq's other TLS parameters, refused with what to do instead: Ricochet builds the TLS
+context itself (``ricochet.workers.amqp.tls``), so aiormq would silently ignore them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +80,12 @@ class BrokerAddress:
         parts = urlsplit(self.url)
         user = f"{parts.username}@" if parts.username else ""
         return f"{self.scheme}://{user}{self.node}{parts.path or '/'}"
+
+    @property
+    def tls_query(self) -> dict[str, str]:
+        """The TLS files this URL's query names, by the setting each stands for."""
+        query = parse_qs(urlsplit(self.url).query)
+        return {setting: query[key][0] for key, setting in TLS_QUERY.items() if key in query}
 
     @property
     def where(self) -> str:
@@ -138,6 +163,7 @@ def _address(url: str, parts: SplitResult, where: str) -> BrokerAddress:
         raise AddressError(f"{where} names no host")
     if port == 0:
         raise AddressError(f"{where} has port 0")
+    _refuse_tls_query(parts, where)
     vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
     return BrokerAddress(
         url=url,
@@ -148,13 +174,47 @@ def _address(url: str, parts: SplitResult, where: str) -> BrokerAddress:
     )
 
 
+def _refuse_tls_query(parts: SplitResult, where: str) -> None:
+    query = parse_qs(parts.query)
+    for key, instead in TLS_QUERY_REFUSED.items():
+        if key in query and not (key == "no_verify_ssl" and query[key] == ["0"]):
+            raise AddressError(f"{where} has ?{key}=, which Ricochet does not take: {instead}")
+
+
+def tls_files(
+    addresses: Sequence[BrokerAddress], given: Mapping[str, str | None]
+) -> dict[str, str | None]:
+    """The TLS files to use: the ``tls_*`` settings ``given``, or else what the URLs'
+    queries name. Raises ``AddressError`` when two of them name different files for one
+    setting: which one was meant cannot be guessed, and one TLS context serves all."""
+    chosen = dict(given)
+    named_by: dict[str, str] = {name: f"{name} setting" for name, path in given.items() if path}
+    for position, address in enumerate(addresses, start=1):
+        for setting, path in address.tls_query.items():
+            if chosen.get(setting) in (None, path):
+                chosen[setting] = path
+                named_by.setdefault(setting, f"address {position}'s query")
+                continue
+            raise AddressError(
+                f"RICOCHET_AMQP_URL address {position} ({address.node}) names another"
+                f" {setting} in its query than the {named_by[setting]} does: give it once"
+            )
+    return chosen
+
+
 def _check_together(addresses: list[BrokerAddress]) -> None:
-    """One vhost for all, and no node twice (a typo, or a list pasted twice)."""
+    """One vhost and one user for all, and no node twice (a typo, or a list pasted twice)."""
     vhosts = {address.vhost for address in addresses}
     if len(vhosts) > 1:
         raise AddressError(
             f"RICOCHET_AMQP_URL names several vhosts ({', '.join(sorted(map(repr, vhosts)))}):"
             " every address must reach the same vhost"
+        )
+    users = {address.user for address in addresses}
+    if len(users) > 1:
+        raise AddressError(
+            f"RICOCHET_AMQP_URL logs in as several users ({', '.join(sorted(map(repr, users)))}):"
+            " every address must use the same user, the one its events are trusted as written by"
         )
     seen: set[tuple[str, int]] = set()
     for position, address in enumerate(addresses, start=1):

@@ -18,6 +18,7 @@ from ricochet.engine import project
 from ricochet.workers.client.client import Client
 from ricochet.workers.log.history import read_entries
 from ricochet.workers.read import api
+from ricochet.workers.read.http import projector_app
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.read.store import STATE, ProjectionStore
 from ricochet.workers.settings import Settings
@@ -168,11 +169,7 @@ async def test_the_api_agrees_with_a_fresh_fold(
     projector = Projector(settings)
     await projector.start()
     port = free_port()
-    runner = await api.serve(
-        api.app(projector.provenance, lambda: projector.projection, projector.progress),
-        "127.0.0.1",
-        port,
-    )
+    runner = await api.serve(projector_app(projector), "127.0.0.1", port)
     base = f"http://127.0.0.1:{port}"
     try:
         async with running_worker(settings, tasks.ALL):

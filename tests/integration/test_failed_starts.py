@@ -3,6 +3,8 @@ left behind would reconnect for ever and hang the process at exit)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import aio_pika
 import pytest
 
@@ -43,6 +45,19 @@ async def test_a_client_that_fails_to_open_closes_its_connection(settings: Setti
 
     with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
         await client.__aenter__()
+
+    assert client._connection is not None
+    assert client._connection.is_closed
+
+
+async def test_a_client_closed_from_another_task_closes_its_connection(settings: Settings) -> None:
+    """Given a client opened in one task, when another task closes it (``asyncio.wait_for``
+    runs ``__aexit__`` in a task of its own, with a copy of the context), then its
+    connection is closed: resetting the current-client variable must not stop the close."""
+    client = Client(settings)
+    await client.__aenter__()
+
+    await asyncio.wait_for(client.__aexit__(None, None, None), 30)
 
     assert client._connection is not None
     assert client._connection.is_closed

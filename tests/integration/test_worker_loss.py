@@ -15,7 +15,7 @@ from ricochet.engine import ExecutionState, Status
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
 from tests.integration.harness import eventually, log_events
-from tests.integration.processes import fleet
+from tests.integration.processes import Fleet, fleet
 
 WINDOW = 3.0
 SLACK = 4.0
@@ -29,6 +29,13 @@ def running_attempt(client: Client, execution_id: str, attempt: int) -> Executio
     return None
 
 
+def body_running(client: Client, workers: Fleet, execution_id: str) -> ExecutionState | None:
+    """Attempt 1 recorded as started *and* its body entered (its marker written): a
+    worker killed between the two never ran the body, which is no test of "ran once"."""
+    state = running_attempt(client, execution_id, 1)
+    return state if state is not None and workers.runs(execution_id) else None
+
+
 async def test_killed_worker_is_detected_and_the_retry_runs_elsewhere(
     settings: Settings, client: Client, tmp_path: Path
 ) -> None:
@@ -37,7 +44,7 @@ async def test_killed_worker_is_detected_and_the_retry_runs_elsewhere(
         await workers.start()
         await workers.start()
         handle = await client.submit("p.sleepy", [30])
-        state = await eventually(lambda: running_attempt(client, handle.id, 1))
+        state = await eventually(lambda: body_running(client, workers, handle.id))
         victim = workers.by_worker_id(state.attempts[-1].worker)
         victim.signal(signal.SIGKILL)
         killed_at = time.time()
@@ -60,7 +67,7 @@ async def test_killed_worker_with_no_retries_fails_and_never_reruns(
         await workers.start()
         await workers.start()
         handle = await client.submit("p.sleepy_once", [30])
-        state = await eventually(lambda: running_attempt(client, handle.id, 1))
+        state = await eventually(lambda: body_running(client, workers, handle.id))
         workers.by_worker_id(state.attempts[-1].worker).signal(signal.SIGKILL)
         final = await handle.wait(timeout=WINDOW + SLACK + 20)
         time_after = time.monotonic() + 2 * WINDOW
@@ -81,7 +88,7 @@ async def test_retry_after_a_lost_worker_waits_its_delay(
         await workers.start()
         await workers.start()
         handle = await client.submit("p.sleepy_delayed", [30])
-        state = await eventually(lambda: running_attempt(client, handle.id, 1))
+        state = await eventually(lambda: body_running(client, workers, handle.id))
         workers.by_worker_id(state.attempts[-1].worker).signal(signal.SIGKILL)
         final = await handle.wait(timeout=WINDOW + SLACK + 20)
 

@@ -40,9 +40,9 @@ def test_short_items_take_scheme_credentials_vhost_and_query_from_the_first() ->
 
 
 def test_full_urls_may_follow_the_first() -> None:
-    text = f"amqp://a:{SECRET}@n1/v,amqp://b:other@n2:5673/v"
+    text = f"amqp://a:{SECRET}@n1/v,amqp://a:other@n2:5673/v"
     assert nodes(text) == ["n1:5672", "n2:5673"]
-    assert parse_addresses(text)[1].url == "amqp://b:other@n2:5673/v"
+    assert parse_addresses(text)[1].url == "amqp://a:other@n2:5673/v"
 
 
 def test_vhost_is_read_like_aiormq_reads_it() -> None:
@@ -72,6 +72,8 @@ def test_ipv6_hosts() -> None:
         ("amqp://g:g@:5672/", "names no host"),
         ("amqp://g:g@h:0/", "port 0"),
         ("amqp://g:g@h/a,amqp://g:g@h2/b", "several vhosts ('a', 'b')"),
+        ("amqp://a:x@h/,amqp://b:y@h2/", "several users ('a', 'b')"),
+        ("amqp://h/,amqp://b:y@h2/", "several users ('b', 'guest')"),
         ("amqp://g:g@h/,H:5672", "address 2 (h:5672) is given twice"),
     ],
 )

@@ -19,6 +19,7 @@ class _Projector:
     offset: int | None = 3
     unreadable = 0
     tail: int | None = 5
+    untrusted = {("ns.events", "not_a_writer"): 1}  # noqa: RUF012 - a stand-in, read only
 
     def status_counts(self) -> dict[str, int]:
         return {"succeeded": 1}
@@ -41,6 +42,7 @@ def exposed_names() -> set[str]:
     worker.attempts.retries["t"] += 1
     worker.commits.confirmed(3)
     worker.watch_supervisor(lambda: _Supervisor())
+    worker.watch_untrusted(lambda: {("ns.checkpoints", "missing_user_id"): 1})
     projector = CollectorRegistry()
     projector.register(ProjectorCollector(_Projector()))
     text = (generate_latest(worker.registry) + generate_latest(projector)).decode()

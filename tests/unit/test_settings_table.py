@@ -14,7 +14,7 @@ from ricochet.workers.cli.main import main
 from ricochet.workers.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-SIZES = {"KiB": 1024, "MiB": 1024 * 1024}
+SIZES = {"KiB": 1024, "MiB": 1024 * 1024, "GiB": 1024 * 1024 * 1024}
 
 
 def settings_rows() -> dict[str, list[str]]:
@@ -61,11 +61,11 @@ def test_the_default_is_the_model_default(name: str) -> None:
 
 
 def _value(cell: str, kind: type) -> object:
-    size = re.fullmatch(r"(\d+) (KiB|MiB)", cell)
+    size = re.fullmatch(r"(\d+) (KiB|MiB|GiB)", cell)
     if size:
         return int(size[1]) * SIZES[size[2]]
     literal = re.match(r"`([^`]*)`", cell)
-    assert literal, f"default {cell!r} is neither `value`, N MiB nor unset"
+    assert literal, f"default {cell!r} is neither `value`, N KiB/MiB/GiB nor unset"
     return kind(literal[1])
 
 

@@ -31,7 +31,8 @@ def test_a_readable_message_has_no_reason() -> None:
 
 def test_an_export_with_a_bad_line_reads_the_rest_and_names_the_line(tmp_path: Path) -> None:
     """Given an exported log whose second line cannot be read,
-    when it is replayed, then the other events come out and the note names line 2."""
+    when it is replayed, then the other events come out and line 2 is named with why
+    (on stderr as it is read: the closing note only counts)."""
     export = tmp_path / "log.jsonl"
     good = [json_line(event) for event in FAIL_THEN_SUCCEED[:2]]
     bad = OVERFLOWING.decode()[1:-1]
@@ -39,10 +40,10 @@ def test_an_export_with_a_bad_line_reads_the_rest_and_names_the_line(tmp_path: P
     selection = Selection()
     picked = list(selection.pick(read_file(export)))
     assert list(FAIL_THEN_SUCCEED[:2]) == picked
-    expected = (
-        "warning: 1 message(s) could not be read and were skipped: "
-        "line 2 (OverflowError: date value out of range)"
-    )
+    assert ["line 2: not a valid event: OverflowError: date value out of range"] == [
+        entry.unreadable for entry in selection.skipped
+    ]
+    expected = "warning: 1 line(s) could not be read and were skipped (see above)"
     assert expected == skipped_note(selection.skipped)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import ssl
 import time
 import uuid
 from datetime import UTC, datetime
@@ -26,6 +27,8 @@ from aio_pika.exceptions import PublishError
 
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.amqp.failover import FailoverConnection
+from ricochet.workers.amqp.tls import client_context
+from ricochet.workers.amqp.trust import EventGate
 from ricochet.workers.logs import get_logger
 from ricochet.workers.settings import Settings
 
@@ -61,12 +64,17 @@ async def connect(settings: Settings, role: str, wait_s: float = 0.0) -> Failove
     without its password, and why), at once or, for long-running processes that are
     given ``wait_s`` (``settings.startup_wait_s``), once that many seconds of tries have
     all failed; each failed try is logged as ``broker.waiting``. Once connected, a lost
-    connection is reconnected by the connection itself, forever."""
+    connection is reconnected by the connection itself, forever.
+
+    ``amqps://`` addresses use the one TLS context of ``settings``
+    (``ricochet.workers.amqp.tls``); a TLS file that cannot be used raises
+    ``BrokerUnreachable`` at once, without waiting: no retry would fix it."""
+    context = client_context(settings)
     deadline = time.monotonic() + wait_s
     tries = 0
     while True:
         try:
-            return await _connect_once(settings, role)
+            return await _connect_once(settings, role, context)
         except BrokerUnreachable as err:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -80,11 +88,15 @@ async def connect(settings: Settings, role: str, wait_s: float = 0.0) -> Failove
             await asyncio.sleep(pause)
 
 
-async def _connect_once(settings: Settings, role: str) -> FailoverConnection:
+async def _connect_once(
+    settings: Settings, role: str, context: ssl.SSLContext | None
+) -> FailoverConnection:
     """One round over the addresses: each tried once, in order."""
     connection = FailoverConnection(
         settings.amqp_addresses,
         role,
+        EventGate(settings.event_writers or ()),
+        ssl_context=context,
         client_properties={"connection_name": f"ricochet-{role} {settings.worker_id}"},
     )
     await connection.connect(timeout=CONNECT_TIMEOUT_S)
@@ -125,8 +137,10 @@ def persistent_message(
     headers: dict[str, Any] | None = None,
     expiration_s: float | None = None,
     type_: str | None = None,
+    user_id: str | None = None,
 ) -> aio_pika.Message:
-    """A persistent JSON message with a unique id (returns are matched by message id)."""
+    """A persistent JSON message with a unique id (returns are matched by message id).
+    ``user_id``: the connection's user, which RabbitMQ checks (``amqp.trust``)."""
     return aio_pika.Message(
         body,
         content_type=JSON,
@@ -136,6 +150,7 @@ def persistent_message(
         headers=headers or {},
         expiration=expiration_s,
         type=type_,
+        user_id=user_id,
     )
 
 

@@ -14,6 +14,11 @@ attempt goes:
   next address (rotating from the last good one): at once to the next one,
   and after a whole round failed, with a growing pause (jittered, up to 5 s).
 
+Every address gets the same TLS context (``ssl_context``; ``None`` for plain
+``amqp://`` only): aio-pika keeps it in the connection's arguments, so each
+reconnect, to whichever node, checks the certificate the same way. aiormq uses
+it for ``amqps://`` addresses and ignores it for ``amqp://`` ones.
+
 The hook is ``_on_connection_close``: aio-pika calls it both when a live
 connection ends and when an attempt to connect fails, always before its
 reconnect loop picks the next attempt, which reads ``self.url``.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +41,7 @@ from yarl import URL
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.addresses import BrokerAddress, masked
 from ricochet.workers.amqp.causes import in_words, unreachable
+from ricochet.workers.amqp.trust import EventGate
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -76,11 +83,21 @@ REPEATING_LOGGERS = ("aio_pika.robust_connection", "aiormq.connection")
 class FailoverConnection(RobustConnection):
     """A ``RobustConnection`` over ``addresses``, which logs the node it is on."""
 
-    def __init__(self, addresses: Sequence[BrokerAddress], role: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        addresses: Sequence[BrokerAddress],
+        role: str,
+        event_gate: EventGate | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not addresses:
             raise ValueError("a connection needs at least one broker address")
-        super().__init__(URL(addresses[0].url), fail_fast="0", **kwargs)
+        url = URL(addresses[0].url)
+        super().__init__(url, fail_fast="0", ssl_context=ssl_context, **kwargs)
         self.role = role
+        self.event_gate = event_gate or EventGate()
+        """Whose stream messages this process's readers believe (``amqp.trust``)."""
         self._addresses = tuple(addresses)
         self._index = 0
         self._failures = 0
@@ -149,7 +166,7 @@ class FailoverConnection(RobustConnection):
         """Point the next attempt at the next address, and pick the pause before it."""
         was = self.address
         lost = self.connected.is_set()
-        reason = in_words(error, was, _seconds(self._timeout))
+        reason = in_words(error, was, _seconds(self._timeout), connecting=not lost)
         self._failures += 1
         self._index = (self._index + 1) % len(self._addresses)
         self.url = URL(self.address.url)

@@ -3,12 +3,13 @@
 ``declare_*`` functions apply them idempotently; every component declares what
 it needs at start (SPEC section 4). Layout:
 
-- ``<ns>.events`` (fanout) -> ``<ns>.events`` stream: the event log.
+- ``<ns>.events`` (fanout) -> ``<ns>.events`` stream: the event log, bounded by age and size.
 - ``<ns>.work`` (direct, routing key = target) -> ``<ns>.work.<queue>`` quorum queues.
 - ``<ns>.delayq`` (headers) -> ``<ns>.delayq.<ms>ms`` quorum queues: one per delay
   value, so no retry waits behind a longer one; expired messages dead-letter (at
   least once) back to ``<ns>.work`` with their original routing key (the target).
-- ``<ns>.dead`` (fanout) -> ``<ns>.dead`` quorum queue: what cannot be processed.
+- ``<ns>.dead`` (fanout) -> ``<ns>.dead`` quorum queue: what cannot be processed,
+  bounded (drop-head).
 - ``<ns>.triggers`` (topic, routing key = target) -> ``<ns>.triggers`` quorum queue.
 - ``<ns>.heartbeats`` (quorum): heartbeats; single active consumer, so exactly one
   worker process supervises at a time and another takes over when it goes.
@@ -30,7 +31,9 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.exceptions import ChannelPreconditionFailed
 
+from ricochet.workers.amqp.mismatch import mismatch
 from ricochet.workers.settings import Settings
 
 DELAY_HEADER = "ricochet-delay-ms"
@@ -112,14 +115,39 @@ def exchanges(names: Names) -> tuple[ExchangeSpec, ...]:
 
 
 def event_log(names: Names, settings: Settings) -> QueueSpec:
-    """The stream: durable, retention by age; streams refuse TTL and dead-lettering."""
-    arguments = {"x-queue-type": "stream", "x-max-age": settings.stream_max_age}
+    """The stream: durable, retention by age and size; streams refuse TTL and dead-lettering."""
+    arguments = {
+        "x-queue-type": "stream",
+        "x-max-age": settings.stream_max_age,
+        **stream_size_bound(settings.stream_max_bytes),
+    }
     return QueueSpec(
         names.events,
         {**arguments, **stream_replication(settings.stream_group_size)},
         bind_to=names.events,
         binding_key="",
     )
+
+
+STREAM_SEGMENTS = 20
+MIN_SEGMENT_BYTES = 1024 * 1024
+MAX_SEGMENT_BYTES = 500_000_000
+"""RabbitMQ's own default segment size."""
+
+
+def stream_size_bound(max_bytes: int) -> dict[str, Any]:
+    """``x-max-length-bytes``, in segments of a twentieth of it (1 MiB to 500 MB).
+
+    A stream drops whole segments, never the one being written, and in 3.10 judges
+    retention only when a segment fills: with the broker's 500 MB segments a small
+    bound would not hold, and a quiet log would keep old events past their age. In
+    twentieths, the log stays within about 5 % of the bound. 0: no size bound and
+    no segment argument, as streams made before the setting were declared.
+    """
+    if max_bytes == 0:
+        return {}
+    segment = min(max(max_bytes // STREAM_SEGMENTS, MIN_SEGMENT_BYTES), MAX_SEGMENT_BYTES)
+    return {"x-max-length-bytes": max_bytes, "x-stream-max-segment-size-bytes": segment}
 
 
 CHECKPOINT_MAX_BYTES = 256 * 1024 * 1024
@@ -141,7 +169,20 @@ def checkpoints(names: Names, settings: Settings | None = None) -> QueueSpec:
 
 
 def dead_letters(names: Names, settings: Settings) -> QueueSpec:
-    arguments = {"x-queue-type": "quorum", **quorum_replication(settings.quorum_group_size)}
+    """What could not be processed, for people to look at: bounded, keeping the newest.
+
+    drop-head, not reject-publish: a full queue refusing new dead letters would stall
+    the publishers parking them (a worker, the trigger intake) and hold the broker's
+    own dead letters in the work queues. The supervisor has already recorded each one
+    from ``<ns>.dead.watch``, so the oldest copies dropped here lose no execution.
+    """
+    bound = settings.dead_letter_max_bytes
+    size = {"x-max-length-bytes": bound, "x-overflow": "drop-head"} if bound else {}
+    arguments = {
+        "x-queue-type": "quorum",
+        **size,
+        **quorum_replication(settings.quorum_group_size),
+    }
     return QueueSpec(names.dead, arguments, bind_to=names.dead, binding_key="")
 
 
@@ -264,7 +305,12 @@ async def declare_exchanges(channel: AbstractChannel, names: Names) -> dict[str,
 
 
 async def declare_queue(channel: AbstractChannel, spec: QueueSpec) -> AbstractQueue:
-    queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+    """Declare (and bind) ``spec``; one that exists with other arguments raises
+    ``TopologyMismatch`` saying what differs and what to do (the channel is closed)."""
+    try:
+        queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+    except ChannelPreconditionFailed as err:
+        raise mismatch(spec.name, str(err)) from None
     if spec.bind_to is not None:
         await queue.bind(
             spec.bind_to, routing_key=spec.binding_key, arguments=spec.binding_arguments

@@ -14,13 +14,21 @@ import orjson
 from ricochet import contracts
 from ricochet.contracts.schemas import json_schemas
 from ricochet.engine import Projection
-from ricochet.errors import BadPosition, StoreLocked, WrongStore
+from ricochet.errors import BadLogLine, BadPosition, StoreLocked, WrongStore
 from ricochet.workers.amqp.broker import connect, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, describe, work_queue
-from ricochet.workers.cli.options import connection_options, run, settings_of, until_signalled
+from ricochet.workers.cli.options import (
+    STRICT_HELP,
+    connection_options,
+    run,
+    settings_of,
+    strict_needs_file,
+    until_signalled,
+)
 from ricochet.workers.log.history import fold_log, read_entries
 from ricochet.workers.log.reader import Entry, LogFollower, stream_channel
 from ricochet.workers.log.replay import (
+    BAD_LINES,
     Position,
     ProgressBar,
     Selection,
@@ -88,14 +96,34 @@ async def replay(
     source: Path | None = None,
     out: Path | None = None,
     follow: bool = False,
+    strict: bool = False,
 ) -> int:
     """Print (or export) the selected events: from the broker, or from an exported file.
-    Unreadable messages are skipped; how many and where goes to stderr at the end."""
+    Unreadable messages are skipped; how many and where goes to stderr at the end. A
+    file's bad lines make the exit code ``BAD_LINES``; ``strict`` stops at the first."""
+    try:
+        await _replay(settings, selection, as_json, source, out, follow, strict)
+    except BadLogLine as err:
+        print(f"error: {err}", file=sys.stderr)
+        return BAD_LINES
+    warn_skipped(selection.skipped)
+    return BAD_LINES if source is not None and selection.skipped else 0
+
+
+async def _replay(
+    settings: Settings,
+    selection: Selection,
+    as_json: bool,
+    source: Path | None,
+    out: Path | None,
+    follow: bool,
+    strict: bool,
+) -> None:
     sink = out.open("w") if out is not None else sys.stdout
     try:
         show = json_line if as_json or out is not None else human_line
         if source is not None:
-            for event in selection.pick(read_file(source)):
+            for event in selection.pick(read_file(source, strict)):
                 print(show(event), file=sink)
         elif follow:
             await _follow(settings, selection, lambda e: print(show(e), file=sink, flush=True))
@@ -110,8 +138,6 @@ async def replay(
     finally:
         if out is not None:
             sink.close()
-    warn_skipped(selection.skipped)
-    return 0
 
 
 async def _follow(
@@ -194,8 +220,10 @@ def _position(value: str | None, flag: str) -> Position | None:
     "--file",
     "source",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Read an exported file instead of the broker (works offline).",
+    help="Read an exported file instead of the broker (works offline). A line that cannot"
+    " be read is named on stderr and skipped; the exit code is then 4.",
 )
+@click.option("--strict", is_flag=True, help=STRICT_HELP)
 @connection_options
 @click.pass_context
 def replay_command(
@@ -209,8 +237,10 @@ def replay_command(
     as_json: bool,
     out: Path | None,
     source: Path | None,
+    strict: bool,
 ) -> None:
     """Print the event log, or part of it."""
+    strict_needs_file(strict, source)
     selection = Selection(
         start=_position(start, "--from") or "first",
         until=_position(until, "--until"),
@@ -218,7 +248,8 @@ def replay_command(
         target=target,
         types=types,
     )
-    run(lambda: replay(settings_of(ctx), selection, as_json, source, out, follow))
+    settings = settings_of(ctx)
+    run(lambda: replay(settings, selection, as_json, source, out, follow, strict))
 
 
 @click.command("topology")

@@ -9,14 +9,18 @@ beside what it does (``running``, ``starting``, ``reading``, ``log_tools``, ``ro
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ricochet.workers.cli import log_tools, reading, roles, running, starting
 from ricochet.workers.cli.options import (
     AMQP_URL_HELP,
+    EVENT_WRITERS_HELP,
     LOG_JSON_HELP,
     NAMESPACE_HELP,
     check_addresses,
+    tls_group_options,
 )
 from ricochet.workers.logs import configure
 from ricochet.workers.settings import Settings
@@ -31,18 +35,31 @@ from ricochet.workers.settings import Settings
     help=AMQP_URL_HELP,
 )
 @click.option("--namespace", default="ricochet", envvar="RICOCHET_NAMESPACE", help=NAMESPACE_HELP)
+@click.option(
+    "--event-writers", default=None, envvar="RICOCHET_EVENT_WRITERS", help=EVENT_WRITERS_HELP
+)
 @click.option("--log-level", default="INFO", envvar="RICOCHET_LOG_LEVEL")
 @click.option(
     "--log-json/--log-pretty", default=None, envvar="RICOCHET_LOG_JSON", help=LOG_JSON_HELP
 )
+@tls_group_options
 @click.pass_context
 def main(
-    ctx: click.Context, amqp_url: str, namespace: str, log_level: str, log_json: bool | None
+    ctx: click.Context,
+    /,
+    amqp_url: str,
+    namespace: str,
+    event_writers: str | None,
+    log_level: str,
+    log_json: bool | None,
+    **tls: Any,
 ) -> None:
     """Ricochet: an event-sourced retry engine on RabbitMQ."""
     configure(log_level, log_json)
     try:
-        ctx.obj = Settings.from_env(amqp_url=amqp_url, namespace=namespace)
+        ctx.obj = Settings.from_env(
+            amqp_url=amqp_url, namespace=namespace, event_writers=event_writers, **tls
+        )
     except ValueError as err:  # a RICOCHET_* variable out of range: say which, no traceback
         raise click.UsageError(str(err)) from err
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from ricochet.errors import AddressError, BrokerUnreachable, TopologyMissing
+from ricochet.errors import AddressError, BrokerUnreachable, TopologyMismatch, TopologyMissing
 from ricochet.workers.addresses import parse_addresses
 from ricochet.workers.logs import configure, get_logger
 from ricochet.workers.settings import Settings
@@ -46,7 +46,48 @@ AMQP_URL_HELP = (
     " credentials and vhost."
 )
 NAMESPACE_HELP = "Prefix of every queue and exchange."
+EVENT_WRITERS_HELP = (
+    "RabbitMQ users whose events are believed, comma-separated (the AMQP user_id"
+    " RabbitMQ checks); unset believes every writer."
+)
 LOG_JSON_HELP = "Default: JSON unless stderr is a terminal."
+
+# -- TLS (README "Run it safely", "TLS"): flags for the tls_* settings, for amqps:// URLs.
+TLS_HELP = {
+    "--tls-ca-file": "PEM file of the CA(s) that signed the broker's certificate (default:"
+    " the system's CAs).",
+    "--tls-cert-file": "PEM file of this client's certificate, for a broker that requires one.",
+    "--tls-key-file": "PEM file of the client certificate's key (no passphrase).",
+    "--tls-verify-hostname/--no-tls-verify-hostname": "Check that the broker's certificate is"
+    " for the host name in the URL (the certificate itself is always checked). [default: on]",
+}
+
+
+def _envvar(flag: str) -> str:
+    """``--tls-ca-file`` -> ``RICOCHET_TLS_CA_FILE`` (of a ``--x/--no-x`` pair, the first)."""
+    return "RICOCHET_" + flag.split("/")[0].removeprefix("--").replace("-", "_").upper()
+
+
+def tls_group_options(command: F) -> F:
+    """The TLS flags before the command name, reading their environment variables."""
+    for flag, text in reversed(TLS_HELP.items()):
+        command = click.option(flag, default=None, envvar=_envvar(flag), help=text)(command)
+    return command
+
+
+def _tls_after_options() -> list[Callable[[F], F]]:
+    """The TLS flags after the command name: overrides, as ``--amqp-url`` there."""
+    return [
+        click.option(
+            flag,
+            default=None,
+            expose_value=False,
+            allow_from_autoenv=False,
+            callback=_remember,
+            help=f"{text} [env var: {_envvar(flag)}]",
+        )
+        for flag, text in TLS_HELP.items()
+    ]
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -79,6 +120,14 @@ def connection_options(command: F) -> F:
                 help=NAMESPACE_HELP + " [env var: RICOCHET_NAMESPACE]",
             ),
             click.option(
+                "--event-writers",
+                default=None,
+                expose_value=False,
+                allow_from_autoenv=False,
+                callback=_remember,
+                help=EVENT_WRITERS_HELP + " [env var: RICOCHET_EVENT_WRITERS]",
+            ),
+            click.option(
                 "--log-level",
                 default=None,
                 expose_value=False,
@@ -94,6 +143,7 @@ def connection_options(command: F) -> F:
                 callback=_remember,
                 help=LOG_JSON_HELP + " [env var: RICOCHET_LOG_JSON]",
             ),
+            *_tls_after_options(),
         ]
     ):
         command = option(command)
@@ -131,6 +181,15 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
+STRICT_HELP = "With --file: stop at the first line that cannot be read (exit 4)."
+
+
+def strict_needs_file(strict: bool, source: object) -> None:
+    """``--strict`` is about an exported file's lines; alone it would silently do nothing."""
+    if strict and source is None:
+        raise click.UsageError("--strict applies to --file only")
+
+
 def json_arg(value: str, what: str) -> Any:
     try:
         return orjson.loads(value)
@@ -143,15 +202,16 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
 
     A broker that cannot be reached is the user's to fix, not a bug: it ends the
     command with one line (``error: cannot connect to ...``, naming each address
-    without its password, and why) and exit code 2, never a traceback; so does a
-    topology that a read-only or least-privilege user cannot declare and that is not
-    there (``error: queue '<ns>.events' does not exist ...: run `ricochet topology` first``). Ctrl-C
+    without its password, and why) and exit code 2, never a traceback; so does a queue
+    that exists with other arguments than the settings give (``TopologyMismatch``), and
+    a topology that a read-only or least-privilege user does not declare and that is not
+    there (``TopologyMissing``: ``... does not exist ...: run `ricochet topology` first``). Ctrl-C
     before the command has its own signal handling (a worker waiting for its
     broker, say) exits 130, also without a traceback.
     """
     try:
         sys.exit(_run_on_fastest_loop(main))
-    except (BrokerUnreachable, TopologyMissing) as err:
+    except (BrokerUnreachable, TopologyMismatch, TopologyMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

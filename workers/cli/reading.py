@@ -21,12 +21,20 @@ import click
 import orjson
 from pydantic import ValidationError
 
-from ricochet.engine import ExecutionState, Projection, Status
-from ricochet.errors import BadQuery, CannotDebug
-from ricochet.workers.cli.options import API_DEFAULT, connection_options, run, settings_of
-from ricochet.workers.log.history import fold_entries, fold_log, read_entries
+from ricochet.engine import ExecutionState, Status
+from ricochet.errors import BadLogLine, BadQuery, CannotDebug
+from ricochet.workers.cli.options import (
+    API_DEFAULT,
+    STRICT_HELP,
+    connection_options,
+    run,
+    settings_of,
+    strict_needs_file,
+)
+from ricochet.workers.cli.tokens import token_file_option, token_of
+from ricochet.workers.log.history import Folded, fold_entries, fold_log, read_entries
 from ricochet.workers.log.reader import Entry
-from ricochet.workers.log.replay import read_file, warn_skipped
+from ricochet.workers.log.replay import BAD_LINES, read_file, warn_skipped
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read import api
 from ricochet.workers.read.asking import Answer, Unused, ask
@@ -52,21 +60,25 @@ def _for_people() -> bool:
 
 
 async def _folded(
-    settings: Settings, source: Path | None, execution_id: str | None = None
-) -> Projection:
-    """The log (or an exported file) folded now; says how much was read and what was not."""
-    entries: list[Entry] = list(read_file(source)) if source else await read_entries(settings)
+    settings: Settings, source: Path | None, execution_id: str | None = None, strict: bool = False
+) -> Folded:
+    """The log (or an exported file) folded now; says how much was read and what was not
+    (``strict``: a bad line of the file raises ``BadLogLine``)."""
+    entries: list[Entry] = (
+        list(read_file(source, strict)) if source else await read_entries(settings)
+    )
     folded = fold_entries(entries, execution_id)
     _say(f"from {'the log' if source is None else source} ({len(entries)} messages folded)")
     warn_skipped(folded.skipped)
-    return folded.projection
+    return folded
 
 
 async def _state_from_projector(
     settings: Settings, api_url: str | None, execution_id: str
 ) -> ExecutionState | None:
     """The projector's state of the execution, or None (and why) to read the log instead."""
-    asked = await ask(api_url, provenance_of(settings), f"/executions/{execution_id}")
+    token = token_of(settings)
+    asked = await ask(api_url, provenance_of(settings), f"/executions/{execution_id}", None, token)
     if not isinstance(asked, Answer):
         _say(asked.reason)
         return None
@@ -88,20 +100,29 @@ async def status(
     source: Path | None = None,
     api_url: str | None = None,
     all_frames: bool = False,
+    strict: bool = False,
 ) -> int:
     """The timeline, from the projector's API when one answers for this vhost and
     namespace, else by folding the log (what cannot be read is skipped and reported:
-    this execution's events may be in it)."""
-    state = None
+    this execution's events may be in it). A file with bad lines exits ``BAD_LINES``
+    whatever the status: the missing lines may hold the execution's end."""
+    state, bad_lines = None, False
     if source is None:
         state = await _state_from_projector(settings, api_url, execution_id)
     if state is None:
-        state = (await _folded(settings, source, execution_id)).get(execution_id)
+        try:
+            folded = await _folded(settings, source, execution_id, strict)
+        except BadLogLine as err:
+            print(f"error: {err}", file=sys.stderr)
+            return BAD_LINES
+        state, bad_lines = folded.projection.get(execution_id), bool(source and folded.skipped)
     if state is None:
         print(f"no events for execution {execution_id}", file=sys.stderr)
-        return 1
+        return BAD_LINES if bad_lines else 1
     width = shutil.get_terminal_size().columns if _for_people() else 72
     print(render(state, width=max(width, 72), color=_for_people(), all_frames=all_frames))
+    if bad_lines:
+        return BAD_LINES
     return 1 if state.status in (Status.FAILED, Status.CANCELLED) else 0
 
 
@@ -119,7 +140,7 @@ async def executions(settings: Settings, query: dict[str, str], api_url: str | N
     except BadQuery as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    asked = await ask(api_url, provenance_of(settings), "/executions", query)
+    asked = await ask(api_url, provenance_of(settings), "/executions", query, token_of(settings))
     if isinstance(asked, Answer) and asked.status in (200, 400):
         body = orjson.loads(asked.body)
         if asked.status == 400:
@@ -129,7 +150,7 @@ async def executions(settings: Settings, query: dict[str, str], api_url: str | N
         rows: list[Any] = list(body["executions"])
     else:
         _say(_passed_by(asked))
-        fresh = await _folded(settings, None)
+        fresh = (await _folded(settings, None)).projection
         rows = [api.summary(s) for s in api.select(fresh, query, datetime.now(UTC))]
     print(render_table(table_rows(rows), color=_for_people()))
     return 0
@@ -170,6 +191,7 @@ async def debug(
     show_default=True,
     help="A projector's API to ask first ('' to read the log).",
 )
+@token_file_option
 @connection_options
 @click.pass_context
 def executions_command(
@@ -179,12 +201,15 @@ def executions_command(
     since: str | None,
     limit: int,
     api_url: str,
+    projector_token_file: Path | None,
 ) -> None:
     """List executions, newest first, as a table (from the projector, or by folding the
     log if none answers for this vhost and namespace)."""
     given = {"status": status, "target": target, "since": since, "limit": str(limit)}
     query = {k: v for k, v in given.items() if v is not None}
-    run(lambda: executions(settings_of(ctx), query, api_url or None))
+    settings = settings_of(ctx, projector_token_file=projector_token_file)
+    token_of(settings)  # a token file that cannot be read: say so before anything runs
+    run(lambda: executions(settings, query, api_url or None))
 
 
 @click.command("status")
@@ -208,13 +233,27 @@ def executions_command(
     is_flag=True,
     help="Show tracebacks whole: Ricochet's and asyncio's frames too.",
 )
+@token_file_option
+@click.option("--strict", is_flag=True, help=STRICT_HELP)
 @connection_options
 @click.pass_context
 def status_command(
-    ctx: click.Context, execution_id: str, source: Path | None, api_url: str, all_frames: bool
+    ctx: click.Context,
+    execution_id: str,
+    source: Path | None,
+    api_url: str,
+    all_frames: bool,
+    projector_token_file: Path | None,
+    strict: bool,
 ) -> None:
-    """Show an execution's attempts as a timeline, its result as JSON and its reruns."""
-    run(lambda: status(settings_of(ctx), execution_id, source, api_url or None, all_frames))
+    """Show an execution's attempts as a timeline, its result as JSON and its reruns.
+
+    With --file, a line that cannot be read is named on stderr and skipped, and the exit
+    code is 4; --strict stops at the first instead (exit 4)."""
+    strict_needs_file(strict, source)
+    settings = settings_of(ctx, projector_token_file=projector_token_file)
+    token_of(settings)  # a token file that cannot be read: say so before anything runs
+    run(lambda: status(settings, execution_id, source, api_url or None, all_frames, strict))
 
 
 @click.command("debug")

@@ -12,13 +12,15 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import click
+from aiohttp import web
 
 from ricochet.errors import StoreLocked, WrongStore
 from ricochet.workers.cli.log_tools import rebuild as rebuild_store
 from ricochet.workers.cli.options import connection_options, run, settings_of, until_signalled
+from ricochet.workers.cli.tokens import token_file_option, token_of
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read import api
-from ricochet.workers.read.http import projector_app
+from ricochet.workers.read.http import is_loopback, listen_address, projector_app
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.runtime.tasks import tasks_in
 from ricochet.workers.runtime.worker import Worker
@@ -59,7 +61,9 @@ async def run_worker(
     return 0
 
 
-async def run_projector(settings: Settings, store: Path | None, http: str | None) -> int:
+async def run_projector(
+    settings: Settings, store: Path | None, http: str | None, token: str | None = None
+) -> int:
     projector = Projector(settings, store)
     try:
         await projector.start()
@@ -69,18 +73,40 @@ async def run_projector(settings: Settings, store: Path | None, http: str | None
     except WrongStore as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    runner = None
-    if http:
-        host, _, port = http.rpartition(":")
-        application = projector_app(projector)
-        runner = await api.serve(application, host or "127.0.0.1", int(port))
-        base = f"http://{host or '127.0.0.1'}:{port}"
-        log.info("projector.http", url=f"{base}/openapi.json", pages=f"{base}/ui")
+    runner = await _serve(projector, http, token) if http else None
     await until_signalled()
     if runner is not None:
         await runner.cleanup()
     await projector.stop()
     return 0
+
+
+async def _serve(projector: Projector, http: str, token: str | None) -> web.AppRunner:
+    """Serve the API on ``http``; log where (the port bound, if 0 was asked) and whether a
+    token guards it (never the token itself)."""
+    host, port = listen_address(http)
+    runner = await api.serve(projector_app(projector, token), host, port)
+    bound = runner.addresses[0][1] if runner.addresses else port
+    base = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
+    log.info("projector.http", url=f"{base}/openapi.json", pages=f"{base}/ui", token=bool(token))
+    if token is None and not is_loopback(host):
+        log.warning(
+            "projector.http_without_token",
+            host=host,
+            why="serves arguments, results and tracebacks to whoever reaches it",
+            fix="set RICOCHET_PROJECTOR_TOKEN or RICOCHET_PROJECTOR_TOKEN_FILE",
+        )
+    return runner
+
+
+def _http_address(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """``--http`` checked before anything starts: one line saying what is wrong."""
+    if value:
+        try:
+            listen_address(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+    return value
 
 
 STARTUP_WAIT_HELP = (
@@ -211,21 +237,32 @@ def worker_command(
     envvar="RICOCHET_HTTP",
     default="127.0.0.1:8765",
     show_default=True,
-    help="Serve the read-only API on HOST:PORT ('' to turn it off).",
+    callback=_http_address,
+    help="Serve the read-only API on HOST:PORT ('' to turn it off; ':PORT' is loopback).",
 )
 @click.option(
     "--rebuild",
     is_flag=True,
     help="Fold the whole retained log afresh, report differences, repair, exit.",
 )
+@token_file_option
 @startup_wait_option
 @connection_options
 @click.pass_context
 def projector_command(
-    ctx: click.Context, store: Path, http: str, rebuild: bool, startup_wait: float | None
+    ctx: click.Context,
+    store: Path,
+    http: str,
+    rebuild: bool,
+    startup_wait: float | None,
+    projector_token_file: Path | None,
 ) -> None:
-    """Fold the event log into execution state, keep it on disk and serve it."""
+    """Fold the event log into execution state, keep it on disk and serve it (on loopback
+    unless told otherwise; behind a bearer token when one is set)."""
     if rebuild:
         run(lambda: rebuild_store(settings_of(ctx), store))
-    settings = settings_of(ctx, startup_wait_s=startup_wait)
-    run(lambda: run_projector(settings, store, http or None))
+    settings = settings_of(
+        ctx, startup_wait_s=startup_wait, projector_token_file=projector_token_file
+    )
+    token = token_of(settings)
+    run(lambda: run_projector(settings, store, http or None, token))

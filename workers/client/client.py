@@ -80,10 +80,22 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current.reset(self._token)
-        await self._watcher.stop()
-        if self._connection is not None:
-            await self._connection.close()
+        try:
+            await self._watcher.stop()
+            if self._connection is not None:
+                await self._connection.close()
+        finally:
+            self._forget_current()
+
+    def _forget_current(self) -> None:
+        """Undo ``__aenter__``'s ``current_client``. Closed from another task (as
+        ``asyncio.wait_for`` does, with a copy of the context), the token cannot be
+        reset there; that copy's variable is cleared instead, and the close goes on."""
+        try:
+            _current.reset(self._token)
+        except ValueError:
+            if _current.get() is self:
+                _current.set(None)
 
     async def submit(
         self,

@@ -5,14 +5,19 @@ Nothing else in Ricochet acks, rejects or re-publishes work.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
+import orjson
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from ricochet.contracts import (
     ATTEMPT_HEADER,
     DUE_AT_HEADER,
+    EXECUTION_HEADER,
+    ORIGINAL_BYTES_HEADER,
+    ORIGINAL_SHA256_HEADER,
     REASON_HEADER,
     REQUESTED_AT_HEADER,
     SOURCE_QUEUE_HEADER,
@@ -29,6 +34,7 @@ from ricochet.workers.clock import Clock, utc_now
 from ricochet.workers.delivery.acks import RunAcker
 from ricochet.workers.delivery.disposition import Ack, DeadLetter, Outcome, Requeue, Retry
 from ricochet.workers.observe.tracing import TRACE_HEADER
+from ricochet.workers.settings import DEFAULT_DEAD_LETTER_BODY_BYTES
 
 
 class Settler:
@@ -41,8 +47,10 @@ class Settler:
         clock: Clock = utc_now,
         acks: RunAcker | None = None,
         delay_group_size: int | None = None,
+        body_bytes: int = DEFAULT_DEAD_LETTER_BODY_BYTES,
     ) -> None:
         self._channel = channel
+        self._body_bytes = body_bytes
         self._delay_group_size = delay_group_size
         self._names = names
         self._clock = clock
@@ -129,7 +137,7 @@ class Settler:
             self._declared_at[delay_ms] = now
 
     async def dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Copy the message to the dead-letter exchange with why, keeping its body intact."""
+        """Copy the message to the dead-letter exchange with why (its body cut if huge)."""
         headers: dict[str, Any] = {
             k: v for k, v in (message.headers or {}).items() if not k.startswith("x-")
         }
@@ -144,8 +152,49 @@ class Settler:
         source: str,
         headers: dict[str, Any] | None = None,
     ) -> None:
-        """Publish ``body`` to the dead-letter queue with the reason in its headers."""
+        """Publish ``body`` to the dead-letter queue with the reason in its headers; a body
+        over ``body_bytes`` goes cut, with its size and hash (``cut_body``)."""
         assert self._dead is not None, "call open() first"
-        parked = {**(headers or {}), REASON_HEADER: reason[:1000], SOURCE_QUEUE_HEADER: source}
+        kept = {k: v for k, v in (headers or {}).items() if k not in CUT_HEADERS}
+        body, cut = cut_body(body, self._body_bytes)
+        parked = {**kept, **cut, REASON_HEADER: reason[:1000], SOURCE_QUEUE_HEADER: source}
         message = persistent_message(body, headers=parked)
         await publish_until_confirmed(self._dead, message, routing_key)
+
+
+CUT_HEADERS = frozenset({ORIGINAL_BYTES_HEADER, ORIGINAL_SHA256_HEADER, EXECUTION_HEADER})
+"""Set only by ``cut_body``: a parked message never keeps copies from its sender."""
+
+EXECUTION_ID_CHARS = 256
+
+
+def cut_body(body: bytes, limit: int) -> tuple[bytes, dict[str, Any]]:
+    """``body`` cut to its first ``limit`` bytes, and the headers that say so.
+
+    The dead-letter queue is for people to look at; a message refused for being huge
+    (or junk) need not be kept whole, once and again per copy. The original size and
+    the SHA-256 of the whole body stay, to match it against the sender's copy; and a
+    work body's execution id, which the supervisor reads to end that execution.
+    """
+    if len(body) <= limit:
+        return body, {}
+    headers: dict[str, Any] = {
+        ORIGINAL_BYTES_HEADER: len(body),
+        ORIGINAL_SHA256_HEADER: hashlib.sha256(body).hexdigest(),
+    }
+    execution_id = _execution_id(body)
+    if execution_id is not None:
+        headers[EXECUTION_HEADER] = execution_id
+    return body[:limit], headers
+
+
+def _execution_id(body: bytes) -> str | None:
+    """The ``execution_id`` of a JSON object body, if it has a sensible one."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    found = raw.get("execution_id") if isinstance(raw, dict) else None
+    if isinstance(found, str) and 0 < len(found) <= EXECUTION_ID_CHARS:
+        return found
+    return None

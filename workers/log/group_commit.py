@@ -78,6 +78,8 @@ class GroupCommitter:
     max_events: int = MAX_EVENTS
     max_bytes: int = MAX_BYTES
     metrics: CommitMetrics | None = None
+    writer: str | None = None
+    """The AMQP ``user_id`` of every message: the connection's user (``amqp.trust``)."""
     _waiting: list[_Waiting] = field(default_factory=list)
     _in_flight: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -181,6 +183,7 @@ class GroupCommitter:
             body,
             headers={CLAIMS_HEADER: " ".join(claims)} if claims else None,
             type_=BATCH_TYPE,
+            user_id=self.writer,
         )
         try:
             await publish(self.exchange, message, routing_key="")

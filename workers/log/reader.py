@@ -3,7 +3,8 @@
 Streams close the whole connection on any nack or reject (RABBITMQ.md), so
 every delivery is acked in a ``finally`` and nothing here uses ``process()``
 or iterators. Offsets are ours to keep: each delivery's ``x-stream-offset``
-header is passed on with its events.
+header is passed on with its events. A message from a writer this process does not
+trust (``amqp.trust``) is passed on with its offset and no events.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ricochet.contracts.events import CLAIMS_HEADER
 from ricochet.errors import DecodeError
 from ricochet.workers.amqp.declaring import passive_queue
 from ricochet.workers.amqp.topology import Names
+from ricochet.workers.amqp.trust import gate_of
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -60,6 +62,8 @@ class Entry:
     """The body's length in bytes: lets a reader bound what it holds by bytes, not count."""
     raw: tuple[Any, ...] = ()
     """The events as parsed JSON, not validated: what a ``RawLogFollower`` delivers."""
+    untrusted: str | None = None
+    """Why the message's writer is not believed (then it has no events and no claims)."""
 
 
 Handler = Callable[[Entry], Awaitable[None] | None]
@@ -76,6 +80,7 @@ class LogFollower:
         self._channel = channel
         self._names = names
         self._handler = handler
+        self._gate = gate_of(channel)
         self._arguments: dict[str, Any] = {}
         self._tag: str | None = None
         self._queue: AbstractQueue | None = None
@@ -102,7 +107,7 @@ class LogFollower:
             offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
             if self.last_offset is not None and offset <= self.last_offset:
                 return
-            entry = self._decode(offset, message)
+            entry = self._untrusted(offset, message) or self._decode(offset, message)
             self.unreadable += entry.unreadable is not None
             self.last_offset = offset
             self._arguments["x-stream-offset"] = offset + 1
@@ -114,6 +119,13 @@ class LogFollower:
             if self._unacked >= ACK_EVERY:
                 self._unacked = 0
                 await message.ack(multiple=True)
+
+    def _untrusted(self, offset: int, message: AbstractIncomingMessage) -> Entry | None:
+        """An entry without events when the message's writer is not believed, else None."""
+        reason = self._gate.refuses(self._names.events, offset, message.user_id)
+        if reason is None:
+            return None
+        return Entry(offset, (), message.message_id, size=len(message.body), untrusted=reason)
 
     def _decode(self, offset: int, message: AbstractIncomingMessage) -> Entry:
         return _entry(offset, message.body, message.message_id, _claims(message))

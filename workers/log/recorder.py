@@ -13,20 +13,26 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from ricochet.contracts import DEFAULT_LIMITS, Event, Limits
 from ricochet.workers.amqp.topology import Names
+from ricochet.workers.amqp.trust import writer_of
 from ricochet.workers.log.group_commit import GroupCommitter
 
 
 class EventRecorder:
     """Publishes events to the log's exchange and returns once the broker confirmed them."""
 
-    def __init__(self, exchange: AbstractExchange, limits: Limits = DEFAULT_LIMITS) -> None:
-        self.committer = GroupCommitter(exchange, max_bytes=limits.max_message_bytes)
+    def __init__(
+        self, exchange: AbstractExchange, limits: Limits = DEFAULT_LIMITS, writer: str | None = None
+    ) -> None:
+        self.committer = GroupCommitter(exchange, max_bytes=limits.max_message_bytes, writer=writer)
 
     @classmethod
     async def open(
         cls, channel: AbstractChannel, names: Names, limits: Limits = DEFAULT_LIMITS
     ) -> EventRecorder:
-        return cls(await channel.get_exchange(names.events, ensure=False), limits)
+        """A recorder on ``channel``, whose messages name its connection's user as their
+        writer (``user_id``), so readers that trust only some writers believe them."""
+        exchange = await channel.get_exchange(names.events, ensure=False)
+        return cls(exchange, limits, writer_of(channel))
 
     async def record(self, events: Sequence[Event]) -> None:
         """Record facts that must not be lost: retries through broker trouble until confirmed.

@@ -15,33 +15,65 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from ricochet.contracts import Event, ExecutionRequested, decode_event, encode
-from ricochet.errors import BadPosition
+from ricochet.contracts import DEFAULT_LIMITS, Event, ExecutionRequested, decode_event, encode
+from ricochet.errors import BadLogLine, BadPosition
 from ricochet.workers.log.reader import Entry, Offset, unreadable_reason
 
 Position = int | datetime | str
-INTERVAL = re.compile(r"^(\d+)([smhD])$")
+INTERVAL = re.compile(r"([0-9]+)([smhD])")
+"""ASCII digits only: ``str.isdigit`` and ``\\d`` also take ``²`` and other scripts' digits."""
+OFFSET = re.compile(r"[0-9]{1,19}")
+MAX_OFFSET = 2**63 - 1
+"""A stream offset is a signed 64-bit number on the wire."""
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "D": "days"}
 
 
 def parse_position(text: str, now: datetime) -> Position:
-    """``first``/``last``/``next``, an offset, an ISO time (UTC if naive), or ``10m`` ago."""
+    """``first``/``last``/``next``, an offset, an ISO time (UTC if naive), or ``10m`` ago.
+
+    Anything else, or a number too large for its kind (an offset past 64 bits,
+    an interval reaching back before year 1), is a ``BadPosition`` that says
+    why: never an ``OverflowError`` or a ``ValueError`` from deeper down.
+    """
     if text in ("first", "last", "next"):
         return text
-    if text.isdigit():
+    if OFFSET.fullmatch(text) and int(text) <= MAX_OFFSET:
         return int(text)
-    if match := INTERVAL.match(text):
+    if text.isascii() and text.isdigit():
+        raise BadPosition(f"offset {_shown(text)} is past the largest stream offset ({MAX_OFFSET})")
+    if match := INTERVAL.fullmatch(text):
         amount, unit = match.groups()
-        return now - timedelta(**{UNITS[unit]: int(amount)})
+        try:
+            if len(amount) > 18:  # int() refuses 4,300 digits and more: say why first
+                raise OverflowError
+            return now - timedelta(**{UNITS[unit]: int(amount)})
+        except OverflowError:
+            raise BadPosition(f"{_shown(text)} reaches back before year 1") from None
+    return parse_time(text)
+
+
+def _shown(text: str, most: int = 40) -> str:
+    """The text as typed, quoted and escaped, cut short: an error need not echo 5,000 digits."""
+    return repr(text if len(text) <= most else f"{text[:most]}…")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO time, UTC when naive, that can be told in UTC (year 1 to 9999 there too)."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as err:
         raise BadPosition(
-            f"{text!r} is not first, an offset, an ISO time or an interval like 10m"
+            f"{_shown(text)} is not first, an offset, an ISO time or an interval like 10m"
         ) from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise BadPosition(f"{_shown(text)} is out of range in UTC") from None
+    return moment
 
 
 CHUNK_MARGIN = timedelta(seconds=60)
@@ -51,7 +83,10 @@ def stream_offset(position: Position) -> Offset:
     """What to ask the broker for. For a time, a minute earlier in whole seconds: the broker
     attaches at a chunk boundary, and events are checked against the time here anyway."""
     if isinstance(position, datetime):
-        return (position - CHUNK_MARGIN).replace(microsecond=0)
+        try:
+            return (position - CHUNK_MARGIN).replace(microsecond=0)
+        except OverflowError:  # within a minute of year 1: nothing is older
+            return "first"
     return position
 
 
@@ -99,20 +134,74 @@ class Selection:
                     yield event
 
 
-def read_file(path: Path) -> Iterator[Entry]:
+MAX_LINE_BYTES = DEFAULT_LIMITS.max_message_bytes
+"""An exported line is one event, and no event is larger than a stream message."""
+
+BAD_LINES = 4
+"""Exit code of ``replay --file`` and ``status --file`` when a line could not be read."""
+
+
+def read_file(path: Path, strict: bool = False) -> Iterator[Entry]:
     """An exported log (one JSON event a line) as entries without offsets.
 
-    A line that cannot be read is skipped like an unreadable stream message,
-    its line number in the reason: the rest of the file is still worth reading.
+    A line that cannot be read (not JSON, not an event, an unknown type, too deep,
+    too big, empty) is skipped like an unreadable stream message, its line number in
+    the reason, and said on stderr at once: the rest of the file is still worth
+    reading. ``strict`` raises ``BadLogLine`` at the first instead.
     """
     with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield Entry(-1, (decode_event(line),))
-            except Exception as err:  # whatever the reason: skip it, and say so
-                yield Entry(-1, (), unreadable=f"line {number}: {unreadable_reason(err)}")
+        for number, line in _lines(lines):
+            reason = _line_fault(line)
+            if line is not None and reason is None:
+                try:
+                    yield Entry(-1, (decode_event(line),))
+                    continue
+                except Exception as err:  # whatever the reason: skip it, and say so
+                    reason = _classify(unreadable_reason(err))
+            if strict:
+                raise BadLogLine(f"{path}: line {number}: {reason} (--strict stops here)")
+            print(f"{path}: line {number}: {reason}", file=sys.stderr)
+            yield Entry(-1, (), unreadable=f"line {number}: {reason}")
+
+
+def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """Numbered lines, each read to at most ``MAX_LINE_BYTES`` (+1, to see it is over):
+    a longer one comes as None and its bytes are passed over, never held."""
+    number = 0
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                pass
+            yield number, None
+        else:
+            yield number, line
+
+
+def _line_fault(line: bytes | None) -> str | None:
+    """What is wrong with ``line`` before it is parsed: too big (None), or empty."""
+    if line is None:
+        return f"too big: over {MAX_LINE_BYTES:,} bytes, the largest an event can be"
+    if not line.strip():
+        return "empty line"
+    return None
+
+
+UNKNOWN_TAG = re.compile(r"Input tag '([^']*)' found using 'type'")
+
+
+def _classify(reason: str) -> str:
+    """The parser's words, led by what kind of fault it is."""
+    reason = reason.removeprefix("body: ")
+    if "recursion limit exceeded" in reason or "nested deeper than the limit" in reason:
+        return f"too deep: {reason}"
+    if "Invalid JSON" in reason:
+        return f"not JSON: {reason}"
+    if tag := UNKNOWN_TAG.search(reason):
+        return f"unknown event type {tag[1]!r}"
+    if "Input should be an object" in reason or "Unable to extract tag" in reason:
+        return f"not an event (a JSON object with a type): {reason}"
+    return f"not a valid event: {reason}"
 
 
 SHOWN_SKIPS = 10
@@ -122,11 +211,13 @@ def skipped_note(skipped: list[Entry]) -> str | None:
     """What to tell the user about unreadable messages: how many, where, and why.
 
     Stream messages are placed by offset (``replay --from OFFSET`` reaches
-    them), exported lines by line number; the first few are listed with their
-    reason, and the range of the rest.
+    them); the first few are listed with their reason, and the range of the
+    rest. Exported lines were each named, by number, when read: only counted.
     """
     if not skipped:
         return None
+    if all(entry.offset < 0 for entry in skipped):  # read_file named each as it went
+        return f"warning: {len(skipped)} line(s) could not be read and were skipped (see above)"
     places = [f"{_place(e)} ({_why(e)})" for e in skipped[:SHOWN_SKIPS]]
     rest = skipped[SHOWN_SKIPS:]
     if rest:

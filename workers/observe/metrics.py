@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter as CountOf
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -215,11 +215,40 @@ class SupervisorCollector(Collector):
             )
 
 
+Dropped = Mapping[tuple[str, str], int]
+"""Stream messages not believed, by (stream, reason): ``amqp.trust.EventGate.dropped``."""
+
+
+class UntrustedCollector(Collector):
+    """Stream messages this process's readers dropped because their writer is not among
+    ``event_writers``: anything but zero means someone who may write to the log is not
+    who they should be (or a writer is missing from the setting)."""
+
+    def __init__(self, dropped: Callable[[], Dropped]) -> None:
+        self._dropped = dropped
+
+    def collect(self) -> Iterable[Metric]:
+        yield untrusted_family(self._dropped())
+
+
+def untrusted_family(dropped: Dropped) -> CounterMetricFamily:
+    return _counters(
+        "ricochet_untrusted_events",
+        "Event or checkpoint stream messages dropped as not written by an event writer,"
+        " by stream and reason (missing_user_id, not_a_writer); each counted once",
+        ["stream", "reason"],
+        dropped.items(),
+    )
+
+
 class ProjectorView(Protocol):
     """What the projector metrics read, at scrape time."""
 
     @property
     def offset(self) -> int | None: ...
+
+    @property
+    def untrusted(self) -> Dropped: ...
 
     @property
     def unreadable(self) -> int: ...
@@ -257,6 +286,7 @@ class ProjectorCollector(Collector):
             "Stream messages skipped as unreadable",
             projector.unreadable,
         )
+        yield untrusted_family(projector.untrusted)
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
@@ -283,3 +313,6 @@ class WorkerMetrics:
 
     def watch_supervisor(self, supervisor: Callable[[], SupervisorView | None]) -> None:
         self.registry.register(SupervisorCollector(supervisor))
+
+    def watch_untrusted(self, dropped: Callable[[], Dropped]) -> None:
+        self.registry.register(UntrustedCollector(dropped))

@@ -6,17 +6,18 @@ the well-kept asyncio HTTP server; nothing here writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from ricochet.engine import ExecutionState, Projection, Status
 from ricochet.errors import BadPosition, BadQuery
-from ricochet.workers.log.replay import parse_position
+from ricochet.workers.log.replay import parse_position, parse_time
 from ricochet.workers.read.provenance import Provenance
 from ricochet.workers.read.store import STATE
 
@@ -114,7 +115,7 @@ def _status(value: str | None) -> Status | None:
         return Status(value)
     except ValueError:
         choices = ", ".join(s.value for s in Status)
-        raise BadQuery(f"status must be one of {choices}, not {value!r}") from None
+        raise BadQuery(f"status must be one of {choices}, not {shown(value)}") from None
 
 
 def _since(value: str | None, now: datetime) -> datetime | None:
@@ -125,14 +126,34 @@ def _since(value: str | None, now: datetime) -> datetime | None:
     except BadPosition as err:
         raise BadQuery(f"since: {err}") from None
     if not isinstance(moment, datetime):
-        raise BadQuery(f"since must be a time or an interval like 1h, not {value!r}")
+        raise BadQuery(f"since must be a time or an interval like 1h, not {shown(value)}")
     return moment
 
 
 def _limit(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
-        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {value!r}")
+    return whole_number("limit", value, 1, MAX_LIMIT)
+
+
+def whole_number(name: str, value: str, low: int, high: int) -> int:
+    """A query's whole number in ``low..high``, in ASCII digits: ``str.isdigit`` also takes
+    ``²`` (which ``int`` refuses), and ``int`` refuses 4,300 digits and more."""
+    digits = value.isascii() and value.isdigit() and len(value) <= len(str(high))
+    if not digits or not low <= int(value) <= high:
+        raise BadQuery(f"{name} must be a whole number from {low} to {high}, not {shown(value)}")
     return int(value)
+
+
+def until_time(value: str) -> datetime:
+    """An ISO time (UTC when naive), for the pages' ``until``."""
+    try:
+        return parse_time(value)
+    except BadPosition as err:
+        raise BadQuery(f"until: {err}") from None
+
+
+def shown(value: str, most: int = 40) -> str:
+    """A value as given, quoted and escaped, cut short for an error message."""
+    return repr(value if len(value) <= most else f"{value[:most]}…")
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -143,6 +164,7 @@ def app(
     provenance: Provenance,
     projection: Callable[[], Projection | States],
     progress: Callable[[], dict[str, int | None]],
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     """The API over whatever projection the projector holds at the moment of each request.
 
@@ -168,14 +190,10 @@ def app(
             return _json({"error": "no such execution"}, status=404)
         return web.Response(body=STATE.dump_json(state), content_type="application/json")
 
-    async def openapi(_: web.Request) -> web.Response:
-        return _json(OPENAPI)
-
-    application = web.Application()
+    application = web.Application(middlewares=middlewares)
     application.router.add_get("/health", health)
     application.router.add_get("/executions", executions)
     application.router.add_get("/executions/{execution_id}", execution)
-    application.router.add_get("/openapi.json", openapi)
     return application
 
 
@@ -184,137 +202,3 @@ async def serve(application: web.Application, host: str, port: int) -> web.AppRu
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
-
-
-def _parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _content(description: str, schema: str) -> dict[str, Any]:
-    """A JSON response described by one of the document's component schemas."""
-    reference = {"$ref": f"#/components/schemas/{schema}"}
-    return {"description": description, "content": {"application/json": {"schema": reference}}}
-
-
-def _nullable(kind: str, **extra: Any) -> dict[str, Any]:
-    return {"anyOf": [{"type": kind, **extra}, {"type": "null"}]}
-
-
-def _component_schemas() -> dict[str, Any]:
-    """Response schemas (plain JSON Schema, as OpenAPI 3.1 takes): the execution state as
-    its model says, and the small bodies the handlers above build."""
-    state = STATE.json_schema(ref_template="#/components/schemas/{model}")
-    components: dict[str, Any] = state.pop("$defs", {})
-    components["ExecutionState"] = state
-    components["Summary"] = {
-        "type": "object",
-        "required": ["execution_id", "target", "status", "attempts", "requested_at", "ended_at"],
-        "properties": {
-            "execution_id": {"type": "string"},
-            "target": _nullable("string"),
-            "status": {"$ref": "#/components/schemas/Status"},
-            "attempts": {"type": "integer", "minimum": 0},
-            "requested_at": _nullable("string", format="date-time"),
-            "ended_at": _nullable("string", format="date-time"),
-        },
-    }
-    components["ExecutionList"] = {
-        "type": "object",
-        "required": ["executions"],
-        "properties": {
-            "executions": {"type": "array", "items": {"$ref": "#/components/schemas/Summary"}}
-        },
-    }
-    components["Error"] = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {"error": {"type": "string"}},
-    }
-    components["Health"] = {
-        "type": "object",
-        "required": ["status", "executions"],
-        "properties": {
-            "status": {"const": "ok"},
-            "broker": {"type": "string"},
-            "vhost": {"type": "string"},
-            "namespace": {"type": "string"},
-            "executions": {"type": "integer", "minimum": 0},
-            "offset": _nullable("integer"),
-            "unreadable": {"type": "integer", "minimum": 0},
-        },
-    }
-    return components
-
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "Ricochet projector", "version": "1", "description": "Read-only."},
-    "paths": {
-        "/health": {
-            "get": {
-                "summary": (
-                    "Liveness; the broker (no password), vhost and namespace folded;"
-                    " folded offset, executions, unreadable messages skipped"
-                ),
-                "responses": {"200": _content("ok", "Health")},
-            }
-        },
-        "/executions": {
-            "get": {
-                "summary": "Executions, newest first",
-                "parameters": [
-                    _parameter(
-                        "status",
-                        ", ".join(s.value for s in Status),
-                        {"type": "string", "enum": [s.value for s in Status]},
-                    ),
-                    _parameter("target", "Only this target", {"type": "string"}),
-                    _parameter(
-                        "since",
-                        "Requested since: ISO time or interval (10m, 2h, 1D)",
-                        {"type": "string"},
-                    ),
-                    _parameter(
-                        "limit",
-                        "At most this many (1-1000, default 100)",
-                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                    ),
-                ],
-                "responses": {
-                    "200": _content("{executions: [summary]}", "ExecutionList"),
-                    "400": _content("{error: message}", "Error"),
-                },
-            }
-        },
-        "/executions/{execution_id}": {
-            "get": {
-                "summary": "One execution with all its attempts",
-                "parameters": [
-                    {
-                        "name": "execution_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "responses": {
-                    "200": _content("the execution's state", "ExecutionState"),
-                    "404": _content("{error: message}", "Error"),
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1"}},
-            }
-        },
-    },
-    "components": {"schemas": _component_schemas()},
-}

@@ -46,24 +46,39 @@ def shown(api_url: str) -> str:
 
 
 async def ask(
-    api_url: str | None, wanted: Provenance, path: str, query: dict[str, str] | None = None
+    api_url: str | None,
+    wanted: Provenance,
+    path: str,
+    query: dict[str, str] | None = None,
+    token: str | None = None,
 ) -> Answer | Unused:
     """GET ``path`` from the projector at ``api_url`` if it folds ``wanted``'s vhost and
-    namespace; else why not."""
+    namespace; else why not. ``token`` goes in an ``Authorization: Bearer`` header."""
     if not api_url:
         return Unused("")
     where = shown(api_url)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
+        async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
             async with session.get(f"{api_url}/health") as health:
                 refusal = projector_refusal(orjson.loads(await health.read()), wanted)
             if refusal is not None:
                 return Unused(f"projector {where} not used: {refusal}")
             async with session.get(f"{api_url}{path}", params=query) as response:
                 body = await response.read()
+            if response.status == 401:
+                return Unused(f"projector {where} not used: {_refusal(token)}")
     except (aiohttp.ClientError, TimeoutError, ValueError):  # ValueError: not JSON, bad URL
         return Unused(f"no projector answers at {where}")
     origin = printable(
         f"from projector {where} (vhost {wanted.vhost}, namespace {wanted.namespace})"
     )
     return Answer(response.status, body, where, origin)
+
+
+def _refusal(token: str | None) -> str:
+    """Why a projector answered 401, for the person to fix."""
+    if token is None:
+        return "it asks for a token (set RICOCHET_PROJECTOR_TOKEN or --projector-token-file)"
+    return "it refused the token given"

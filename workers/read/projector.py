@@ -26,6 +26,7 @@ from ricochet.errors import TopologyMissing
 from ricochet.workers.amqp.broker import connect
 from ricochet.workers.amqp.declaring import until_topology
 from ricochet.workers.amqp.topology import Names
+from ricochet.workers.amqp.trust import connection_gate
 from ricochet.workers.log.reader import Entry, LogFollower, Offset, stream_channel, tail_offset
 from ricochet.workers.logs import get_logger
 from ricochet.workers.read.provenance import provenance_of
@@ -200,6 +201,11 @@ class Projector:
     def unreadable(self) -> int:
         """Messages skipped because they could not be decoded (each logged with its offset)."""
         return 0 if self._follower is None else self._follower.unreadable
+
+    @property
+    def untrusted(self) -> Mapping[tuple[str, str], int]:
+        """Messages dropped as not written by an event writer (``amqp.trust``)."""
+        return connection_gate(self._connection).dropped
 
     def progress(self) -> dict[str, int | None]:
         """Where the fold stands: for /health, and for tests of resuming."""

@@ -21,10 +21,12 @@ from aiohttp import web
 from ricochet.engine import ExecutionState, Projection, Status
 from ricochet.errors import BadQuery
 from ricochet.workers.read import timeline_html
-from ricochet.workers.read.api import States, parse_query, states
+from ricochet.workers.read.api import States, parse_query, states, until_time, whole_number
 
 PAGE_SIZE = 50
 MAX_FETCH = 1000
+MAX_PAGE = MAX_FETCH // PAGE_SIZE
+"""Past this page nothing can be shown: the pages fetch at most ``MAX_FETCH`` executions."""
 STATIC = resources.files("ricochet.workers.read") / "static"
 
 
@@ -101,21 +103,11 @@ def _pager(query: dict[str, str], page: int, more: bool) -> str:
 
 
 def _until(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadQuery(f"until must be an ISO time, not {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return until_time(value) if value else None
 
 
 def _page_number(value: str | None) -> int:
-    if value is None:
-        return 1
-    if not value.isdigit() or int(value) < 1:
-        raise BadQuery(f"page must be a whole number from 1, not {value!r}")
-    return int(value)
+    return 1 if value is None else whole_number("page", value, 1, MAX_PAGE)
 
 
 def executions_page(source: States, query: dict[str, str], now: datetime) -> web.Response:

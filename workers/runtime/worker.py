@@ -20,6 +20,7 @@ from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_
 from ricochet.workers.amqp.declaring import ensure_core, until_topology
 from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.amqp.topology import Names, declare_queue, work_queue
+from ricochet.workers.amqp.trust import connection_gate
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock, utc_now
 from ricochet.workers.delivery.acks import RunAcker
@@ -109,6 +110,7 @@ class Worker:
             self._clock,
             self._acks,
             delay_group_size=self.settings.quorum_group_size,
+            body_bytes=self.settings.dead_letter_body_bytes,
         )
         await settler.open()
         work = await publishing.get_exchange(names.work, ensure=False)
@@ -169,6 +171,7 @@ class Worker:
         recorder.committer.metrics = metrics.commits
         metrics.watch_running(lambda: len(self._running_attempts))
         metrics.watch_supervisor(lambda: self.supervisor)
+        metrics.watch_untrusted(lambda: connection_gate(connection).dropped)
 
         async def refresh() -> None:
             """The stream's tail, for the active supervisor's log lag."""

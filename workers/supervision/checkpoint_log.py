@@ -4,6 +4,11 @@ A stream outlives any supervisor, is replicated like the event log, and keeps
 the last checkpoints by size. Only the newest readable one matters: the reader
 starts at the last chunk and, if nothing there can be read, looks a few
 messages further back before giving up (the caller then replays the log).
+
+A checkpoint says which executions are live and where in the log to resume, so a
+forged one could make a supervisor forget work: checkpoints carry their writer's
+``user_id`` like events, and one from a writer that is not believed is skipped
+like an unreadable one (``amqp.trust``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from ricochet.errors import UnreadableCheckpoint
 from ricochet.workers.amqp.broker import persistent_message, publish, publishing_channel
 from ricochet.workers.amqp.topology import Names
+from ricochet.workers.amqp.trust import connection_gate, connection_writer
 from ricochet.workers.log.reader import until_quiet
 from ricochet.workers.logs import get_logger
 from ricochet.workers.supervision.checkpoint import Checkpoint, read
@@ -32,7 +38,8 @@ MAX_WAIT_S = 5.0
 
 @dataclass(slots=True)
 class _Collected:
-    bodies: dict[int, bytes] = field(default_factory=dict)
+    bodies: dict[int, bytes | None] = field(default_factory=dict)
+    """By offset; None for a message whose writer is not believed."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -48,7 +55,9 @@ class CheckpointLog:
         """Publish one checkpoint and wait for the broker's confirm."""
         if self._channel is None or self._channel.is_closed:
             self._channel = await publishing_channel(self._connection)
-        message = persistent_message(body, type_="ricochet.checkpoint")
+        message = persistent_message(
+            body, type_="ricochet.checkpoint", user_id=connection_writer(self._connection)
+        )
         await publish(self._channel.default_exchange, message, self._names.checkpoints)
 
     async def close(self) -> None:
@@ -65,10 +74,11 @@ class CheckpointLog:
         earliest = max(0, min(newest) - LOOK_BACK)
         return _newest_readable(await self._read(earliest))
 
-    async def _read(self, start: str | int) -> dict[int, bytes]:
+    async def _read(self, start: str | int) -> dict[int, bytes | None]:
         """Bodies by offset from ``start`` until the stream goes quiet (streams are never
         rejected or nacked: every delivery is acked)."""
         collected = _Collected()
+        gate, stream = connection_gate(self._connection), self._names.checkpoints
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=LOOK_BACK + 8)
         try:
@@ -77,7 +87,8 @@ class CheckpointLog:
             async def keep(message: AbstractIncomingMessage) -> None:
                 try:
                     offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
-                    collected.bodies[offset] = message.body
+                    refused = gate.refuses(stream, offset, message.user_id)
+                    collected.bodies[offset] = None if refused else message.body
                     collected.arrived.set()
                 finally:
                     await message.ack()
@@ -90,10 +101,13 @@ class CheckpointLog:
         return collected.bodies
 
 
-def _newest_readable(bodies: dict[int, bytes]) -> Checkpoint | None:
+def _newest_readable(bodies: dict[int, bytes | None]) -> Checkpoint | None:
     for offset in sorted(bodies, reverse=True):
+        body = bodies[offset]
+        if body is None:
+            continue
         try:
-            return read(bodies[offset])
+            return read(body)
         except UnreadableCheckpoint as err:
             log.warning("checkpoint.unreadable", offset=offset, reason=str(err)[:300])
     return None

@@ -8,6 +8,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from aio_pika.exceptions import PublishError
 
 from ricochet.contracts import (
+    EXECUTION_HEADER,
+    ORIGINAL_SHA256_HEADER,
     REASON_HEADER,
     ErrorInfo,
     Event,
@@ -109,11 +111,10 @@ class Recovery:
         state_of: Callable[[str], ExecutionState | None],
     ) -> tuple[Event, ...]:
         """A dead-lettered work message: its execution cannot go on, so it ends failed."""
-        try:
-            work = decode(WorkMessage, message.body)
-        except DecodeError:
+        execution_id = _execution_of(message)
+        if execution_id is None:
             return ()
-        state = state_of(work.execution_id)
+        state = state_of(execution_id)
         if state is None or state.status not in (Status.PENDING, Status.RETRY_SCHEDULED):
             return ()
         reason = str((message.headers or {}).get(REASON_HEADER) or _broker_reason(message))
@@ -122,8 +123,22 @@ class Recovery:
         if isinstance(decision, Rejected):
             return ()
         await self._recorder.record(decision)
-        log.warning("execution.dead_lettered", execution_id=work.execution_id, reason=reason)
+        log.warning("execution.dead_lettered", execution_id=execution_id, reason=reason)
         return decision
+
+
+def _execution_of(message: AbstractIncomingMessage) -> str | None:
+    """The execution of a dead-lettered work message; for a body Ricochet cut when
+    parking it, from the header ``Settler.park`` set (and let no sender set)."""
+    try:
+        return decode(WorkMessage, message.body).execution_id
+    except DecodeError:
+        pass
+    headers = message.headers or {}
+    found = headers.get(EXECUTION_HEADER) if ORIGINAL_SHA256_HEADER in headers else None
+    if isinstance(found, bytes):
+        found = found.decode(errors="replace")
+    return found if isinstance(found, str) and found else None
 
 
 def _ms(state: ExecutionState) -> int | None:
