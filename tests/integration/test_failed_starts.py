@@ -9,6 +9,7 @@ import aio_pika
 import pytest
 
 from ricochet import Client
+from ricochet.errors import TopologyMismatch
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.runtime.worker import Worker
 from ricochet.workers.settings import Settings
@@ -25,7 +26,7 @@ async def test_a_start_that_fails_half_way_closes_its_connection(settings: Setti
         await channel.declare_queue(Names(settings.namespace).work_queue("default"), durable=True)
     worker = Worker(settings, tasks.ALL)
 
-    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+    with pytest.raises(TopologyMismatch):
         await worker.start()
 
     assert worker._connection is not None
