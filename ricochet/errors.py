@@ -87,6 +87,10 @@ class BadQuery(RicochetError, ValueError):
     """A query parameter the API cannot use: answered with 400 and this message."""
 
 
+class BadPasswords(RicochetError, ValueError):
+    """A ``ricochet roles --passwords`` file line that is not ``RICOCHET_PASSWORD_<ROLE>=...``."""
+
+
 class TokenFileError(RicochetError, ValueError):
     """``projector_token_file`` cannot be read, or does not hold a usable token."""
 
@@ -150,6 +154,21 @@ class BrokerUnreachable(RicochetError, ConnectionError):
     def __init__(self, message: str, causes: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.causes = causes
+
+
+class TopologyMissing(RicochetError, LookupError):
+    """A queue or exchange this process only checks for (it may not, or need not, declare
+    it) is not on the broker. One line naming it, the vhost, and the fix: declare the
+    topology first (``ricochet topology``, as a user with the ``topology`` role). CLI
+    commands print it and exit 2, like ``BrokerUnreachable``."""
+
+    def __init__(self, kind: str, name: str, vhost: str) -> None:
+        super().__init__(
+            f"{kind} {name!r} does not exist in vhost {vhost!r}: run `ricochet topology` first"
+        )
+        self.kind = kind
+        self.name = name
+        self.vhost = vhost
 
 
 class TopologyMismatch(RicochetError, RuntimeError):

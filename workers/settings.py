@@ -83,7 +83,8 @@ class Settings(BaseModel):
     metrics_port: int | None = Field(default=None, ge=0, le=65_535)
     # How long a worker or projector keeps trying its first connection (README "Settings"):
     # inf waits for the broker however long it takes, 0 not at all. One-shot commands and
-    # clients never wait: they fail at once with one line saying why.
+    # clients never wait: they fail at once with one line saying why. Once connected, they
+    # wait as long for the topology (``workers.amqp.declaring.until_topology``).
     startup_wait_s: float = Field(default=math.inf, ge=0)
     # Replication (README "Replication"): nodes per new quorum queue / stream; None = the
     # broker's default, every node. Fixed at creation: a re-declare with another value fails.

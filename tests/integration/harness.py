@@ -12,7 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
 from ricochet.contracts import Event
-from ricochet.workers.amqp.topology import Names, declare_queue, work_queue
+from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
 from ricochet.workers.log.history import read_events
 from ricochet.workers.runtime.tasks import Task
 from ricochet.workers.runtime.worker import Worker
@@ -30,6 +30,16 @@ async def running_worker(
         yield worker
     finally:
         await worker.stop(grace_s=5.0)
+
+
+async def declare_topology(settings: Settings) -> None:
+    """What ``ricochet topology`` does at deploy: needed first by a test whose only process
+    is a reader (a projector), since readers never declare anything."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        await declare_core(await connection.channel(), settings)
+    finally:
+        await connection.close()
 
 
 async def log_events(settings: Settings, execution_id: str | None = None) -> list[Event]:

@@ -23,7 +23,7 @@ from ricochet.workers.read.projector import Projector
 from ricochet.workers.read.store import STATE, ProjectionStore
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
-from tests.integration.harness import eventually, running_worker
+from tests.integration.harness import declare_topology, eventually, running_worker
 from tests.integration.processes import REPO
 from tests.integration.test_cli import ricochet
 
@@ -151,6 +151,7 @@ async def test_a_second_projector_on_the_same_store_says_why_and_exits(
     settings: Settings, tmp_path: Path
 ) -> None:
     store = tmp_path / "projection.sqlite3"
+    await declare_topology(settings)
     owner = Projector(settings, store)
     await owner.start()
     try:

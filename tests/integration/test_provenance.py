@@ -19,7 +19,7 @@ from ricochet.workers.read.projector import Projector
 from ricochet.workers.settings import Settings
 from tests import broker
 from tests.integration import tasks
-from tests.integration.harness import eventually, running_worker
+from tests.integration.harness import declare_topology, eventually, running_worker
 from tests.integration.test_cli import ricochet
 from tests.integration.test_durable_projector import free_port
 
@@ -37,6 +37,7 @@ def other_vhost(settings: Settings) -> Iterator[Settings]:
 @asynccontextmanager
 async def serving_projector(settings: Settings, store: Path | None = None) -> AsyncIterator[str]:
     """A projector with its API on a free port, for these settings; yields the API's URL."""
+    await declare_topology(settings)
     projector = Projector(settings, store)
     await projector.start()
     port = free_port()

@@ -27,7 +27,7 @@ from ricochet.workers.client.client import Client
 from ricochet.workers.log.reader import tail_offset
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.settings import Settings
-from tests.integration.harness import eventually, running_worker
+from tests.integration.harness import declare_topology, eventually, running_worker
 from tests.integration.observing import by_label, scrape
 from tests.integration.rogue import Rogue, rogue
 from tests.integration.test_cli import ricochet
@@ -109,6 +109,7 @@ async def test_a_forged_success_ends_nothing_and_is_reported(
     then nobody believes it: the wait goes on until the real attempt ends with its real
     result, the projector shows it running then succeeded with the real result, replay
     and status do not show the forgery; it is counted and logged once per process."""
+    await declare_topology(strict)  # a projector only reads: the deploy declares
     projector = Projector(strict)
     await projector.start()
     try:

@@ -17,7 +17,7 @@ from ricochet.workers.read.http import projector_app
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.settings import Settings
 from tests.integration import tasks, web_tasks
-from tests.integration.harness import eventually, running_worker
+from tests.integration.harness import declare_topology, eventually, running_worker
 
 CHROMIUM = "/usr/bin/chromium"
 """Debian's chromium (apt-get install chromium): Playwright's own browsers are never used."""
@@ -40,6 +40,7 @@ class Site:
 
 @pytest.fixture
 async def site(settings: Settings) -> AsyncIterator[Site]:
+    await declare_topology(settings)
     projector = Projector(settings)
     await projector.start()
     runner = await api.serve(projector_app(projector), "127.0.0.1", 0)

@@ -15,7 +15,7 @@ from ricochet.workers.read import api
 from ricochet.workers.read.http import projector_app
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.settings import Settings
-from tests.integration.harness import bind_target, eventually
+from tests.integration.harness import bind_target, declare_topology, eventually
 from tests.integration.test_web_timeline import CHROMIUM
 
 TOKEN = secrets.token_urlsafe(32)
@@ -24,6 +24,7 @@ TOKEN = secrets.token_urlsafe(32)
 @pytest.fixture
 async def base(settings: Settings) -> AsyncIterator[str]:
     """A projector serving its pages behind ``TOKEN``, on loopback, any port."""
+    await declare_topology(settings)  # a projector only reads: the deploy declares
     projector = Projector(settings)
     await projector.start()
     runner = await api.serve(projector_app(projector, TOKEN), "127.0.0.1", 0)

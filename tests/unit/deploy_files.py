@@ -34,7 +34,7 @@ NAMESPACE = "ricochet"
 # on this branch. The lead removes each entry when merging the branch that makes it
 # real: test_pending_names_are_not_real_yet fails until then, to say so.
 PENDING_ENV_VARS: frozenset[str] = frozenset()
-PENDING_COMMANDS = {"roles": {"definitions": ("--passwords",), "apply": ("--passwords",)}}
+PENDING_COMMANDS: dict[str, dict[str, tuple[str, ...]]] = {}
 # ----------------------------------------------------------------------------------
 
 

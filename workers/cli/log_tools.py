@@ -146,8 +146,7 @@ async def _follow(
     """Tail the log until interrupted; an unreadable message is reported when it comes."""
     connection = await connect(settings, "replay")
     try:
-        channel = await publishing_channel(connection)
-        names = await declare_core(channel, settings)
+        names = Names(settings.namespace)  # read-only: declares nothing
 
         def on_entry(entry: Entry) -> None:
             for event in selection.pick((entry,)):

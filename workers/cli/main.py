@@ -4,7 +4,7 @@ Every flag has an environment twin, shown in ``--help``: ``RICOCHET_<FLAG>`` for
 connection options (accepted before or after the command), ``RICOCHET_<COMMAND>_<FLAG>``
 for the others unless the help names another. click is used because it is small,
 well kept, and gives env twins and help text for free. Each command is defined
-beside what it does (``running``, ``starting``, ``reading``, ``log_tools``).
+beside what it does (``running``, ``starting``, ``reading``, ``log_tools``, ``roles``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from ricochet.workers.cli import log_tools, reading, running, starting
+from ricochet.workers.cli import log_tools, reading, roles, running, starting
 from ricochet.workers.cli.options import (
     AMQP_URL_HELP,
     EVENT_WRITERS_HELP,
@@ -76,6 +76,7 @@ for command in (
     log_tools.replay_command,
     log_tools.topology_command,
     log_tools.schemas_command,
+    roles.roles_group,
 ):
     main.add_command(command)
 

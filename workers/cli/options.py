@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from ricochet.errors import AddressError, BrokerUnreachable, TopologyMismatch
+from ricochet.errors import AddressError, BrokerUnreachable, TopologyMismatch, TopologyMissing
 from ricochet.workers.addresses import parse_addresses
 from ricochet.workers.logs import configure, get_logger
 from ricochet.workers.settings import Settings
@@ -203,13 +203,15 @@ def run(main: Callable[[], Coroutine[Any, Any, int]]) -> None:
     A broker that cannot be reached is the user's to fix, not a bug: it ends the
     command with one line (``error: cannot connect to ...``, naming each address
     without its password, and why) and exit code 2, never a traceback; so does a queue
-    that exists with other arguments than the settings give (``TopologyMismatch``). Ctrl-C
+    that exists with other arguments than the settings give (``TopologyMismatch``), and
+    a topology that a read-only or least-privilege user does not declare and that is not
+    there (``TopologyMissing``: ``... does not exist ...: run `ricochet topology` first``). Ctrl-C
     before the command has its own signal handling (a worker waiting for its
     broker, say) exits 130, also without a traceback.
     """
     try:
         sys.exit(_run_on_fastest_loop(main))
-    except (BrokerUnreachable, TopologyMismatch) as err:
+    except (BrokerUnreachable, TopologyMismatch, TopologyMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -110,8 +110,8 @@ def _http_address(_ctx: click.Context, _param: click.Parameter, value: str) -> s
 
 
 STARTUP_WAIT_HELP = (
-    "Seconds to keep trying the broker at start (inf: until it answers; 0: exit at once)."
-    " The error is one line, then exit 2."
+    "Seconds to keep trying the broker at start, then to wait for the topology"
+    " (inf: until it answers; 0: exit at once). The error is one line, then exit 2."
 )
 
 

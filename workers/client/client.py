@@ -15,7 +15,8 @@ from ricochet.contracts import Json, TooLarge, TriggerV1, check_args, encode
 from ricochet.engine import ExecutionState, NoteRerun, Rejected, RequestExecution, decide
 from ricochet.errors import NoClient, UnknownTarget
 from ricochet.workers.amqp.broker import connect, persistent_message, publish, publishing_channel
-from ricochet.workers.amqp.topology import Names, declare_core
+from ricochet.workers.amqp.declaring import ensure_core
+from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.cancel import Canceller
 from ricochet.workers.client.dispatch import Dispatcher, execution_id_for, rejected
 from ricochet.workers.client.handle import Handle
@@ -61,9 +62,10 @@ class Client:
         return self
 
     async def _open(self, connection: AbstractRobustConnection) -> None:
-        """Declare the topology and open what submitting and waiting need."""
+        """Declare the topology (or, as a ``client`` user, check it) and open what
+        submitting and waiting need."""
+        await ensure_core(connection, self.settings)
         channel = await publishing_channel(connection)
-        await declare_core(channel, self.settings)
         limits = self.settings.limits
         recorder = await EventRecorder.open(channel, self.names, limits)
         work = await channel.get_exchange(self.names.work, ensure=False)

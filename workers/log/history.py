@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ricochet.contracts import Event
 from ricochet.engine import Projection, project
-from ricochet.workers.amqp.broker import connect, publishing_channel
-from ricochet.workers.amqp.topology import declare_core
+from ricochet.workers.amqp.broker import connect
+from ricochet.workers.amqp.topology import Names
 from ricochet.workers.log.reader import Entry, Offset, Progress, read_log
 from ricochet.workers.log.replay import events_and_skips
 from ricochet.workers.settings import Settings
@@ -20,12 +20,11 @@ async def read_entries(
     role: str = "reader",
     progress: Progress | None = None,
 ) -> list[Entry]:
-    """Every stream message from ``start`` to the tail now (declares the topology if missing)."""
+    """Every stream message from ``start`` to the tail now. Declares nothing, so a user
+    with read rights on the log alone can run it (``TopologyMissing`` if there is no log)."""
     connection = await connect(settings, role)
     try:
-        channel = await publishing_channel(connection)
-        names = await declare_core(channel, settings)
-        return await read_log(connection, names, start, progress)
+        return await read_log(connection, Names(settings.namespace), start, progress)
     finally:
         await connection.close()
 

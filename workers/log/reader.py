@@ -28,6 +28,7 @@ from ricochet.contracts import Event, decode_batch
 from ricochet.contracts.codec import one_line
 from ricochet.contracts.events import CLAIMS_HEADER
 from ricochet.errors import DecodeError
+from ricochet.workers.amqp.declaring import passive_queue
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.amqp.trust import gate_of
 from ricochet.workers.logs import get_logger
@@ -89,9 +90,10 @@ class LogFollower:
         """Messages skipped because their body could not be decoded (SPEC 7.7)."""
 
     async def start(self, offset: Offset = "first") -> None:
-        """Subscribe from ``offset``; a passive declare registers the queue for restore."""
+        """Subscribe from ``offset``; a passive declare registers the queue for restore (and
+        raises ``TopologyMissing`` when there is no log: readers never declare it)."""
         self._arguments["x-stream-offset"] = offset
-        self._queue = await self._channel.declare_queue(self._names.events, passive=True)
+        self._queue = await passive_queue(self._channel, self._names.events)
         self._tag = await self._queue.consume(self._on_message, arguments=self._arguments)
 
     async def stop(self) -> None:

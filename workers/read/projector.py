@@ -22,8 +22,10 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from ricochet.contracts import Event
 from ricochet.engine import TERMINAL, ExecutionState, Status, evolve, initial
-from ricochet.workers.amqp.broker import connect, publishing_channel
-from ricochet.workers.amqp.topology import Names, declare_core
+from ricochet.errors import TopologyMissing
+from ricochet.workers.amqp.broker import connect
+from ricochet.workers.amqp.declaring import until_topology
+from ricochet.workers.amqp.topology import Names
 from ricochet.workers.amqp.trust import connection_gate
 from ricochet.workers.log.reader import Entry, LogFollower, Offset, stream_channel, tail_offset
 from ricochet.workers.logs import get_logger
@@ -227,13 +229,28 @@ class Projector:
         self._connection = await connect(
             self.settings, "projector", wait_s=self.settings.startup_wait_s
         )
-        setup = await publishing_channel(self._connection)
-        await declare_core(setup, self.settings)
-        await setup.close()
-        self._channel = await stream_channel(self._connection)
-        self._follower = LogFollower(self._channel, self.names, self._on_entry)
-        await self._follower.start(start)
+        try:
+            await until_topology(
+                lambda: self._follow(start), self.settings.startup_wait_s, "projector"
+            )
+        except TopologyMissing:
+            await self.stop()
+            raise
         log.info("projector.started", offset=str(start), executions=self.store.count())
+
+    async def _follow(self, start: Offset) -> None:
+        """Follow the log from ``start``: read-only, it checks the log and declares nothing
+        (``TopologyMissing`` when there is none; the channel is then closed)."""
+        assert self._connection is not None
+        channel = await stream_channel(self._connection)
+        follower = LogFollower(channel, self.names, self._on_entry)
+        try:
+            await follower.start(start)
+        except TopologyMissing:
+            with contextlib.suppress(Exception):
+                await channel.close()
+            raise
+        self._channel, self._follower = channel, follower
 
     def _on_entry(self, entry: Entry) -> None:
         """Fold a message's events; write early when many states wait (only between

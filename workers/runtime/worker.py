@@ -17,8 +17,9 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiohttp import web
 
 from ricochet.workers.amqp.broker import connect, consuming_channel, publishing_channel
+from ricochet.workers.amqp.declaring import ensure_core, until_topology
 from ricochet.workers.amqp.failover import FailoverConnection
-from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
+from ricochet.workers.amqp.topology import Names, declare_queue, work_queue
 from ricochet.workers.amqp.trust import connection_gate
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock, utc_now
@@ -98,8 +99,10 @@ class Worker:
         )
         if not all(item.is_async for item in self.tasks.values()):
             self._pool.prestart(self.settings.concurrency)
+        names = await until_topology(  # a `worker` user only checks it, and may wait for it
+            lambda: ensure_core(connection, self.settings), self.settings.startup_wait_s, "worker"
+        )
         publishing = await publishing_channel(connection)
-        names = await declare_core(publishing, self.settings)
         recorder = await EventRecorder.open(publishing, names, self.settings.limits)
         settler = self._settler = Settler(
             publishing,

@@ -23,8 +23,9 @@ from ricochet.engine.keys import KeyWindow
 from ricochet.engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
 from ricochet.engine.watch import Watch, as_time, is_start
 from ricochet.errors import DecodeError
+from ricochet.workers.amqp.declaring import ensure_queue
 from ricochet.workers.amqp.failover import JITTER, ROUND_PAUSES_S
-from ricochet.workers.amqp.topology import Names, dead_watch, declare_queue, supervisor, triggers
+from ricochet.workers.amqp.topology import Names, dead_watch, supervisor, triggers
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock
 from ricochet.workers.delivery.settle import Settler
@@ -126,7 +127,7 @@ class Supervisor:
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=500)
         self._channels.append(channel)
-        queue = await declare_queue(channel, supervisor(self.names))
+        queue = await ensure_queue(self._connection, channel, supervisor(self.names))
         await queue.consume(self._on_heartbeat)
 
     async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
@@ -332,7 +333,7 @@ class Supervisor:
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.settings.trigger_prefetch)
         self._channels.append(channel)
-        queue = await declare_queue(channel, triggers(self.names, self.settings))
+        queue = await ensure_queue(self._connection, channel, triggers(self.names, self.settings))
         await queue.consume(self._on_trigger)
 
     async def _on_trigger(self, message: AbstractIncomingMessage) -> None:
@@ -350,7 +351,7 @@ class Supervisor:
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=50)
         self._channels.append(channel)
-        queue = await declare_queue(channel, dead_watch(self.names))
+        queue = await ensure_queue(self._connection, channel, dead_watch(self.names))
         await queue.consume(self._on_dead_letter)
 
     async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:

@@ -1,0 +1,109 @@
+"""Probing what a RabbitMQ user may do: each probe runs one operation on a connection of
+its own and says whether the broker refused it (``ACCESS_REFUSED``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from ricochet.workers.settings import Settings
+
+Action = Callable[[AbstractChannel], Awaitable[object]]
+
+
+def as_user(url: str, user: str, password: str) -> str:
+    """``url`` (the run's vhost) with another user's credentials."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname}:{parts.port or 5672}"
+    return urlunsplit(parts._replace(netloc=f"{quote(user)}:{quote(password, safe='')}@{host}"))
+
+
+def import_definitions(body: bytes) -> None:
+    """Load definitions JSON as an admin would (stdin: ``-`` is not a file to 3.10)."""
+    subprocess.run(
+        ["rabbitmqctl", "-q", "import_definitions"],
+        input=body,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """The CLI in a subprocess, as ``settings``' user."""
+    env = {
+        **os.environ,
+        "RICOCHET_AMQP_URL": settings.amqp_url,
+        "RICOCHET_NAMESPACE": settings.namespace,
+        "RICOCHET_STARTUP_WAIT_S": "0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ricochet",
+        "--log-json",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def refused(settings: Settings, action: Action) -> bool:
+    """Does the broker refuse ``action`` for this user (ACCESS_REFUSED), or let it through?"""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        try:
+            await asyncio.wait_for(action(channel), 15)
+        except aiormq.exceptions.ChannelAccessRefused:
+            return True
+        return False
+    finally:
+        await connection.close()
+
+
+def publishing(exchange: str) -> Action:
+    async def act(channel: AbstractChannel) -> None:
+        target = await channel.get_exchange(exchange, ensure=False)
+        await target.publish(aio_pika.Message(b"[]"), routing_key="t.ok")
+
+    return act
+
+
+def consuming(queue: str) -> Action:
+    async def ignore(message: AbstractIncomingMessage) -> None:
+        """Never acked: the probe's connection closes at once."""
+
+    async def act(channel: AbstractChannel) -> None:
+        await channel.set_qos(prefetch_count=10)  # streams refuse consumers without one
+        found = await channel.declare_queue(queue, passive=True)
+        await found.consume(ignore)
+
+    return act
+
+
+def declaring(queue: str, arguments: dict[str, Any] | None = None) -> Action:
+    async def act(channel: AbstractChannel) -> None:
+        await channel.declare_queue(queue, durable=True, arguments=arguments)
+
+    return act
+
+
+def deleting(queue: str) -> Action:
+    async def act(channel: AbstractChannel) -> None:
+        await channel.queue_delete(queue)
+
+    return act
