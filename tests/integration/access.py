@@ -4,9 +4,7 @@ its own and says whether the broker refused it (``ACCESS_REFUSED``)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -16,6 +14,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from ricochet.workers.settings import Settings
+from tests.integration.harness import cli_env, run_cli
 
 Action = Callable[[AbstractChannel], Awaitable[object]]
 
@@ -40,25 +39,8 @@ def import_definitions(body: bytes) -> None:
 
 async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str, str]:
     """The CLI in a subprocess, as ``settings``' user."""
-    env = {
-        **os.environ,
-        "RICOCHET_AMQP_URL": settings.amqp_url,
-        "RICOCHET_NAMESPACE": settings.namespace,
-        "RICOCHET_STARTUP_WAIT_S": "0",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ricochet",
-        "--log-json",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    env = cli_env(settings, RICOCHET_STARTUP_WAIT_S="0")
+    return await run_cli(env, *args, timeout=timeout)
 
 
 async def refused(settings: Settings, action: Action) -> bool:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -100,3 +103,35 @@ async def bind_target(settings: Settings, target: str, queue: str = "default") -
         await declared.bind(names.work, routing_key=target)
     finally:
         await connection.close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def run_cli(env: Mapping[str, str], *args: str, timeout: float = 60) -> tuple[int, str, str]:
+    """``python -m ricochet --log-json ARGS`` as a user runs it, from the repository, with
+    exactly ``env``; returns the exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ricochet",
+        "--log-json",
+        *args,
+        cwd=REPO,
+        env=dict(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment with ``settings``' broker and namespace (and ``extra``)."""
+    return {
+        **os.environ,
+        "RICOCHET_AMQP_URL": settings.amqp_url,
+        "RICOCHET_NAMESPACE": settings.namespace,
+        **extra,
+    }

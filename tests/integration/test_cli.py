@@ -10,29 +10,12 @@ import orjson
 
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
-from tests.integration.harness import running_worker
+from tests.integration.harness import cli_env, run_cli, running_worker
 
 
 async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str, str]:
     """Run the CLI in a subprocess against the test's broker and namespace."""
-    env = {
-        **os.environ,
-        "RICOCHET_AMQP_URL": settings.amqp_url,
-        "RICOCHET_NAMESPACE": settings.namespace,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ricochet",
-        "--log-json",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await run_cli(cli_env(settings), *args, timeout=timeout)
 
 
 async def test_submit_wait_prints_the_result(settings: Settings) -> None:

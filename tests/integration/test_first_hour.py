@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,8 +30,8 @@ from ricochet.workers.amqp.broker import connect
 from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
-from tests.integration.harness import eventually
-from tests.integration.processes import REPO, WorkerProcess
+from tests.integration.harness import eventually, run_cli
+from tests.integration.processes import WorkerProcess
 
 SECRET = f"s3cret-{uuid.uuid4().hex[:8]}"
 """A password that must never be printed."""
@@ -88,20 +87,8 @@ def silent_port() -> Iterator[int]:
 async def ricochet(url: str, namespace: str, *args: str, timeout: float = 60) -> tuple[int, str]:
     """Run the CLI as a user would; returns the exit code and stderr."""
     env = {**os.environ, "RICOCHET_AMQP_URL": url, "RICOCHET_NAMESPACE": namespace}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ricochet",
-        "--log-json",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    code, _, err = await run_cli(env, *args, timeout=timeout)
+    return code, err
 
 
 def broken_urls(settings: Settings, closed_port: int) -> dict[str, tuple[str, str, str]]:

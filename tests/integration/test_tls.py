@@ -10,10 +10,8 @@ from ``Client`` and from the command line alike.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,8 +24,7 @@ from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.cluster import run_ctl
-from tests.integration.harness import log_events, running_worker
-from tests.integration.processes import REPO
+from tests.integration.harness import log_events, run_cli, running_worker
 from tests.integration.tls_node import TLS_PORT, TlsNode, tls_node
 
 
@@ -78,20 +75,8 @@ async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple
         if value is not None:
             env[f"RICOCHET_{name.upper()}"] = str(value)
     env["RICOCHET_TLS_VERIFY_HOSTNAME"] = str(settings.tls_verify_hostname).lower()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ricochet",
-        "--log-json",
-        *args,
-        cwd=REPO,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, err.decode()
+    code, _, err = await run_cli(env, *args, timeout=timeout)
+    return code, err
 
 
 async def test_a_worker_and_a_client_run_a_task_with_retries_over_tls(
