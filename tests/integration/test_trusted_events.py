@@ -159,6 +159,10 @@ async def test_a_forged_success_ends_nothing_and_is_reported(
     assert "succeeded" in shown
     reported = sorted((x["offset"], x["user_id"], x["reason"]) for x in untrusted_lines(err))
     assert [(forged, rogue.name, NOT_A_WRITER), (last, None, MISSING_USER_ID)] == reported
+    assert (
+        f"offset {forged} (untrusted writer: {NOT_A_WRITER}); "
+        f"offset {last} (untrusted writer: {MISSING_USER_ID})"
+    ) in err, "the summary a person reads names both"
 
 
 async def test_the_broker_refuses_a_user_id_that_is_not_the_publishers(

@@ -72,3 +72,20 @@ def test_json_lines_write_integers_past_64_bits_exactly() -> None:
         event_id="e", execution_id=base.execution_id, attempt=1, at=base.at, result=2**70
     )
     assert 2**70 == json.loads(json_line(big))["result"]
+
+
+def test_untrusted_messages_are_skipped_and_named_with_why() -> None:
+    """Given a message from a writer outside ``event_writers`` among readable ones, when
+    the log is picked, then it is skipped like an unreadable one and the note says why."""
+    forged = Entry(7, (), untrusted="not_a_writer")
+    readable = Entry(8, (FAIL_THEN_SUCCEED[0],))
+    selection = Selection()
+
+    assert [FAIL_THEN_SUCCEED[0]] == list(selection.pick([forged, readable]))
+    note = skipped_note(selection.skipped)
+
+    expected = (
+        "warning: 1 message(s) could not be read or are not from a trusted writer and were"
+        " skipped: offset 7 (untrusted writer: not_a_writer)"
+    )
+    assert expected == note

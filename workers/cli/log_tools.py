@@ -36,6 +36,7 @@ from ricochet.workers.log.replay import (
     json_line,
     parse_position,
     read_file,
+    skip_reason,
     stream_offset,
     warn_skipped,
 )
@@ -151,7 +152,7 @@ async def _follow(
         def on_entry(entry: Entry) -> None:
             for event in selection.pick((entry,)):
                 emit(event)
-            if entry.unreadable is not None:
+            if skip_reason(entry) is not None:
                 warn_skipped([entry])
                 selection.skipped.clear()
 

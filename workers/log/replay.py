@@ -123,7 +123,7 @@ class Selection:
     def pick(self, entries: Iterable[Entry]) -> Iterator[Event]:
         """The selected events of ``entries``, stopping at ``until``."""
         for entry in entries:
-            if entry.unreadable is not None:
+            if skip_reason(entry) is not None:
                 if isinstance(self.until, int) and entry.offset > self.until >= 0:
                     return
                 self.skipped.append(entry)
@@ -222,9 +222,10 @@ def skipped_note(skipped: list[Entry]) -> str | None:
     rest = skipped[SHOWN_SKIPS:]
     if rest:
         places.append(f"and {len(rest)} more, from {_place(rest[0])} to {_place(rest[-1])}")
-    return f"warning: {len(skipped)} message(s) could not be read and were skipped: " + (
-        "; ".join(places)
-    )
+    what = "could not be read"
+    if any(entry.untrusted is not None for entry in skipped):
+        what += " or are not from a trusted writer"
+    return f"warning: {len(skipped)} message(s) {what} and were skipped: " + "; ".join(places)
 
 
 def warn_skipped(skipped: list[Entry]) -> None:
@@ -240,9 +241,19 @@ def events_and_skips(entries: Iterable[Entry]) -> tuple[list[Event], list[Entry]
     skipped: list[Entry] = []
     for entry in entries:
         events += entry.events
-        if entry.unreadable is not None:
+        if skip_reason(entry) is not None:
             skipped.append(entry)
     return events, skipped
+
+
+def skip_reason(entry: Entry) -> str | None:
+    """Why ``entry`` holds no events for a reader: unreadable, or from a writer outside
+    ``event_writers`` (``amqp.trust``); None for an entry read and believed."""
+    if entry.unreadable is not None:
+        return entry.unreadable
+    if entry.untrusted is not None:
+        return f"untrusted writer: {entry.untrusted}"
+    return None
 
 
 def _place(entry: Entry) -> str:
@@ -253,7 +264,7 @@ def _place(entry: Entry) -> str:
 
 
 def _why(entry: Entry) -> str:
-    reason = entry.unreadable or ""
+    reason = skip_reason(entry) or ""
     return reason if entry.offset >= 0 else reason.partition(": ")[2]
 
 
