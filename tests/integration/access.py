@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -35,6 +36,17 @@ def import_definitions(body: bytes) -> None:
         capture_output=True,
         timeout=120,
     )
+
+
+def delete_users(users: list[str]) -> None:
+    """Delete them, trying again for a while: a node restarted by another test's fault
+    run answers rabbitmqctl again within seconds, and users must not outlive the test."""
+    for user in users:
+        for _ in range(10):
+            done = subprocess.run(["rabbitmqctl", "-q", "delete_user", user], timeout=60)
+            if done.returncode in (0, 67):  # 67: no such user (never made, or gone)
+                break
+            time.sleep(3)
 
 
 async def ricochet(settings: Settings, *args: str, timeout: float = 60) -> tuple[int, str, str]:

@@ -13,7 +13,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +44,7 @@ from tests.integration.access import (
     as_user,
     consuming,
     declaring,
+    delete_users,
     deleting,
     import_definitions,
     publishing,
@@ -86,17 +86,6 @@ def roles(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Settings]]:
         }
     finally:
         delete_users(users)
-
-
-def delete_users(users: list[str]) -> None:
-    """Delete them, trying again for a while: a node restarted by another test's fault
-    run answers rabbitmqctl again within seconds, and users must not outlive the test."""
-    for user in users:
-        for _ in range(10):
-            done = subprocess.run(["rabbitmqctl", "-q", "delete_user", user], timeout=60)
-            if done.returncode in (0, 67):  # 67: no such user (never made, or gone)
-                break
-            time.sleep(3)
 
 
 async def deploy(roles: dict[str, Settings]) -> None:
