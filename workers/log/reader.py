@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,12 @@ STREAM_PREFETCH = 1000
 ACK_EVERY = 100
 """Stream acks only grant credit: one (multiple) ack per hundred deliveries is enough,
 well inside the prefetch, and saves a frame per message."""
+IDLE_RESUBSCRIBE_S = 10.0
+"""A follower that has heard nothing for this long subscribes again from where it
+stopped. On RabbitMQ 3.10 a stream consumer can go silent for good when its node's
+replica restarts because a leader moved, with no cancel to say so (seen in the
+cluster fault test: every long-lived reader of a worker stalled, fresh ones read on).
+A quiet log costs one cancel and one consume per follower per period."""
 TAIL_FIRST_S = 1.0
 TAIL_QUIET_S = 0.05
 TAIL_MAX_S = 0.5
@@ -85,6 +92,8 @@ class LogFollower:
         self._tag: str | None = None
         self._queue: AbstractQueue | None = None
         self._unacked = 0
+        self._heard = time.monotonic()
+        self._watchdog: asyncio.Task[None] | None = None
         self.last_offset: int | None = None
         self.unreadable = 0
         """Messages skipped because their body could not be decoded (SPEC 7.7)."""
@@ -95,14 +104,41 @@ class LogFollower:
         self._arguments["x-stream-offset"] = offset
         self._queue = await passive_queue(self._channel, self._names.events)
         self._tag = await self._queue.consume(self._on_message, arguments=self._arguments)
+        self._heard = time.monotonic()
+        self._watchdog = asyncio.create_task(self._resubscribe_when_silent())
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._tag is not None and self._queue is not None:
             with contextlib.suppress(Exception):
                 await self._queue.cancel(self._tag)
             self._tag = None
 
+    async def _resubscribe_when_silent(self) -> None:
+        """Every ``IDLE_RESUBSCRIBE_S`` of silence, subscribe again at the next offset.
+
+        Only once something was read: the next offset is then known exactly, and a
+        duplicate is dropped by offset. A channel being restored is left to its
+        restore, which subscribes again itself; the next period tries again."""
+        while True:
+            await asyncio.sleep(IDLE_RESUBSCRIBE_S)
+            silent = time.monotonic() - self._heard >= IDLE_RESUBSCRIBE_S
+            if silent and self.last_offset is not None and self._queue is not None:
+                with contextlib.suppress(Exception):
+                    await self._resubscribe(self._queue)
+
+    async def _resubscribe(self, queue: AbstractQueue) -> None:
+        if self._tag is not None:
+            tag, self._tag = self._tag, None
+            await queue.cancel(tag)
+        self._unacked = 0
+        self._tag = await queue.consume(self._on_message, arguments=self._arguments)
+        self._heard = time.monotonic()
+
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        self._heard = time.monotonic()
         try:
             offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
             if self.last_offset is not None and offset <= self.last_offset:
