@@ -59,10 +59,13 @@ class Here:
         self.secrets = secrets_env
 
     def value(self, text: str) -> str:
+        """Users renamed first, then the run's vhost put in (its name starts ``ricochet-``
+        too, and must stay as it is)."""
         text = SUBSTITUTION.sub(lambda found: self.secrets[found.group(1)], text)
-        text = text.replace("@rabbitmq:5672/", f"@localhost:5672/{quote(self.vhost, safe='')}")
-        text = text.replace("//rabbitmq:5672/", f"//localhost:5672/{quote(self.vhost, safe='')}")
-        return re.sub(r"\bricochet-(?=[a-z-]+\b)", f"{self.namespace}-", text)
+        text = re.sub(r"\bricochet-(?=[a-z-]+\b)", f"{self.namespace}-", text)
+        vhost = quote(self.vhost, safe="")
+        text = text.replace("@rabbitmq:5672/", f"@localhost:5672/{vhost}")
+        return text.replace("//rabbitmq:5672/", f"//localhost:5672/{vhost}")
 
     def env(self, service: dict[str, Any]) -> dict[str, str]:
         """The service's environment, on this host; nothing of the test's own RICOCHET_*."""
@@ -94,7 +97,9 @@ def here(settings: Settings, tmp_path: Path) -> Iterator[Here]:
         capture_output=True,
         timeout=60,
     )
-    users = [user["name"] for user in json.loads(made.stdout)["users"]]
+    definitions = json.loads(made.stdout)
+    assert [{"name": local.vhost}] == definitions["vhosts"], "the run's own vhost, no other"
+    users = [user["name"] for user in definitions["users"]]
     assert sorted(users) == sorted(f"{settings.namespace}-{role}" for role in ROLES)
     try:
         import_definitions(made.stdout)
