@@ -75,19 +75,17 @@ def tls_group_options(command: F) -> F:
     return command
 
 
-def _tls_after_options() -> list[Callable[[F], F]]:
-    """The TLS flags after the command name: overrides, as ``--amqp-url`` there."""
-    return [
-        click.option(
-            flag,
-            default=None,
-            expose_value=False,
-            allow_from_autoenv=False,
-            callback=_remember,
-            help=f"{text} [env var: {_envvar(flag)}]",
-        )
-        for flag, text in TLS_HELP.items()
-    ]
+def _after(flag: str, text: str) -> Callable[[F], F]:
+    """A connection option after the command name: an override of the group's, as
+    ``--amqp-url`` there; its environment variable is read by the group only."""
+    return click.option(
+        flag,
+        default=None,
+        expose_value=False,
+        allow_from_autoenv=False,
+        callback=_remember,
+        help=f"{text} [env var: {_envvar(flag)}]".strip(),
+    )
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -101,52 +99,16 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 def connection_options(command: F) -> F:
     """The group's connection and logging options, accepted after the command too."""
-    for option in reversed(
-        [
-            click.option(
-                "--amqp-url",
-                default=None,
-                expose_value=False,
-                allow_from_autoenv=False,
-                callback=_remember,
-                help=AMQP_URL_HELP + " [env var: RICOCHET_AMQP_URL]",
-            ),
-            click.option(
-                "--namespace",
-                default=None,
-                expose_value=False,
-                allow_from_autoenv=False,
-                callback=_remember,
-                help=NAMESPACE_HELP + " [env var: RICOCHET_NAMESPACE]",
-            ),
-            click.option(
-                "--event-writers",
-                default=None,
-                expose_value=False,
-                allow_from_autoenv=False,
-                callback=_remember,
-                help=EVENT_WRITERS_HELP + " [env var: RICOCHET_EVENT_WRITERS]",
-            ),
-            click.option(
-                "--log-level",
-                default=None,
-                expose_value=False,
-                allow_from_autoenv=False,
-                callback=_remember,
-                help="[env var: RICOCHET_LOG_LEVEL]",
-            ),
-            click.option(
-                "--log-json/--log-pretty",
-                default=None,
-                expose_value=False,
-                allow_from_autoenv=False,
-                callback=_remember,
-                help=LOG_JSON_HELP + " [env var: RICOCHET_LOG_JSON]",
-            ),
-            *_tls_after_options(),
-        ]
-    ):
-        command = option(command)
+    after = {
+        "--amqp-url": AMQP_URL_HELP,
+        "--namespace": NAMESPACE_HELP,
+        "--event-writers": EVENT_WRITERS_HELP,
+        "--log-level": "",
+        "--log-json/--log-pretty": LOG_JSON_HELP,
+        **TLS_HELP,
+    }
+    for flag, text in reversed(after.items()):
+        command = _after(flag, text)(command)
     return command
 
 
