@@ -291,14 +291,19 @@ def local_cluster() -> Iterator[LocalCluster]:
         cluster.close()
 
 
-def reap(parent: int, tag: str) -> None:
-    """Run beside a test process: once it is gone, stop the cluster it left."""
+def until_gone(parent: int) -> None:
+    """Return once process ``parent`` no longer exists (a reaper's wait)."""
     while True:
         try:
             os.kill(parent, 0)
         except ProcessLookupError:
-            break
+            return
         time.sleep(1)
+
+
+def reap(parent: int, tag: str) -> None:
+    """Run beside a test process: once it is gone, stop the cluster it left."""
+    until_gone(parent)
     stop(tag, tuple(f"ricochet-{tag}-{i}@{HOST}" for i in range(1, SIZE + 1)))
 
 

@@ -36,7 +36,7 @@ from typing import IO
 
 import trustme
 
-from tests.integration.cluster import HOST, _answers, _beam_pids, _free, run_ctl
+from tests.integration.cluster import HOST, _answers, _beam_pids, _free, run_ctl, until_gone
 
 TLS_PORT = 5695
 DIST_PORT = 25694
@@ -254,12 +254,7 @@ def tls_node() -> Iterator[TlsNode]:
 
 def reap(parent: int, tag: str) -> None:
     """Run beside a test process: once it is gone, stop the node it left."""
-    while True:
-        try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(1)
+    until_gone(parent)
     stop(tag)
 
 
