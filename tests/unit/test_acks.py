@@ -6,6 +6,7 @@ import asyncio
 from typing import cast
 
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import ChannelInvalidStateError
 
 from ricochet.workers.delivery.acks import RunAcker
 
@@ -86,3 +87,25 @@ async def test_a_closed_channel_is_forgotten_and_a_new_one_starts_afresh() -> No
     assert old.acks == []
     assert new.acks == [(1, True)]
     assert not acker.tracks(stale)
+
+
+class ClosedDelivery(Delivery):
+    """A delivery of a channel that has closed: aio-pika raises when asked its channel."""
+
+    @property
+    def channel(self) -> Channel:
+        raise ChannelInvalidStateError("No active transport in channel")
+
+    @channel.setter
+    def channel(self, value: Channel) -> None:
+        pass
+
+
+def test_a_delivery_whose_channel_closed_is_neither_tracked_nor_unsettled() -> None:
+    """A handler that failed after a reconnect asks whether to give its delivery back: the
+    answer is no (the broker requeued it), not a ``ChannelInvalidStateError`` raised in a
+    task nobody awaits."""
+    acker = RunAcker()
+    message = cast(AbstractIncomingMessage, ClosedDelivery(Channel(), 1))
+    assert not acker.unsettled(message)
+    assert not acker.tracks(message)

@@ -20,6 +20,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import ChannelInvalidStateError
 
 from ricochet.workers.amqp.broker import TRANSIENT
 from ricochet.workers.end_of_turn import EndOfTurn
@@ -65,6 +66,10 @@ class RunAcker:
         return run is not None and run.pending.get(tag, 0) is None and tag not in run.dropped
 
     def _known(self, message: AbstractIncomingMessage) -> _ChannelRun | None:
+        """The run of the message's channel; None once that channel closed (asking a
+        closed channel's message for its channel raises): the broker requeued it."""
+        if not still_held(message):
+            return None
         channel, run = self._runs.get(id(message.channel), (None, None))
         return run if channel is message.channel else None
 
@@ -121,6 +126,14 @@ async def _ack_up_to(message: AbstractIncomingMessage) -> None:
         await message.ack(multiple=True)
         return
     log.warning("work.acks_lost", up_to_tag=_tag(message))
+
+
+def still_held(message: AbstractIncomingMessage) -> bool:
+    """False once the delivery's channel has closed (the broker requeued the message)."""
+    try:
+        return not message.channel.is_closed
+    except ChannelInvalidStateError:
+        return False
 
 
 def _tag(message: AbstractIncomingMessage) -> int:

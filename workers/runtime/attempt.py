@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import ChannelInvalidStateError
 
 from ricochet.contracts import (
     DEFAULT_LIMITS,
@@ -57,6 +56,7 @@ from ricochet.engine.recovery import scheduled_retry
 from ricochet.errors import BadMessage, LimitExceeded
 from ricochet.workers.amqp.broker import TRANSIENT
 from ricochet.workers.clock import Clock
+from ricochet.workers.delivery.acks import still_held
 from ricochet.workers.delivery.disposition import Ack, DeadLetter, Requeue, Retry
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.recorder import EventRecorder
@@ -370,14 +370,6 @@ def _unrecordable(err: LimitExceeded) -> Raised:
     return Raised(
         ErrorInfo(type="ResultNotReadable", message=str(err)), FailureCause.RESULT_NOT_READABLE
     )
-
-
-def still_held(message: AbstractIncomingMessage) -> bool:
-    """False once the delivery's channel has closed (the broker requeued the message)."""
-    try:
-        return not message.channel.is_closed
-    except ChannelInvalidStateError:
-        return False
 
 
 def _interrupted() -> Raised:
