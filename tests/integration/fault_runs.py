@@ -122,7 +122,24 @@ async def hit_after(batch: Batch, runs: Callable[[str], list[str]]) -> int:
 
 async def counted(settings: Settings, fault: Fault, batch: Batch, workers: Fleet) -> Counts:
     events = await faults.until_ended(settings, batch, ALL_END_S)
-    return faults.count(fault, batch, events, workers.runs)
+    counts = faults.count(fault, batch, events, workers.runs)
+    if not counts.failures:
+        return counts
+    return replace(counts, failures=(*counts.failures, *told_by_workers(workers)))
+
+
+TOLD_EVENTS = ('"attempt.lost"', '"worker.cut_off"', '"heartbeat.failed"', '"supervisor.')
+TOLD_LINES = 40
+
+
+def told_by_workers(workers: Fleet) -> list[str]:
+    """The workers' lines about losses, supervision and heartbeats that did not get
+    through: with the failed executions' stories, what a false loss needs explaining."""
+    told = []
+    for worker in workers.workers:
+        lines = [line for line in worker.text().splitlines() if any(e in line for e in TOLD_EVENTS)]
+        told += [f"worker {worker.pid}: {line[:400]}" for line in lines[:TOLD_LINES]]
+    return told
 
 
 async def projector_matches(projector: Projector, settings: Settings, ids: Sequence[str]) -> bool:

@@ -20,7 +20,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ricochet.contracts import AttemptStarted, Event, RetryScheduled
+from ricochet.contracts import (
+    AttemptFailed,
+    AttemptStarted,
+    Event,
+    ExecutionRequested,
+    RetryScheduled,
+)
 from ricochet.engine import ExecutionState, Status, project
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
@@ -95,6 +101,9 @@ class Counts:
     """Until the last execution ended (log)."""
     projector_matches: bool | None = None
     """The projector's states equal a fresh fold of the log (None: not checked)."""
+    failures: tuple[str, ...] = ()
+    """How each failed execution's attempts went, in words: what a failed count needs
+    to be understood from a CI log alone (not a column of the table)."""
 
 
 RESTART_PAUSE_S = 5.0
@@ -231,7 +240,30 @@ def count(
         fault_s=round(fault.ended - fault.began, 2),
         stall_s=round(max(gaps), 2) if gaps else None,
         all_ended_s=round(last_end - fault.began, 2) if last_end is not None else None,
+        failures=tuple(
+            _story(state.execution_id, events, fault.began)
+            for state in ended
+            if state.status is not Status.SUCCEEDED
+        )[:FAILURES_TOLD],
     )
+
+
+FAILURES_TOLD = 5
+
+
+def _story(execution_id: str, events: Sequence[Event], began: float) -> str:
+    """One execution's attempt events, with times from the fault's start: who started
+    each attempt when, and how (and by whom) each ended."""
+    told = []
+    for event in events:
+        if event.execution_id != execution_id or isinstance(event, ExecutionRequested):
+            continue
+        line = f"{event.at.timestamp() - began:+.2f}s {event.type} #{event.attempt}"
+        line += f" by {event.worker}"
+        if isinstance(event, AttemptFailed):
+            line += f" ({event.cause}: {event.error.message[:160]})"
+        told.append(line)
+    return f"{execution_id}: " + "; ".join(told)
 
 
 COLUMNS = (

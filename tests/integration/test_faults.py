@@ -55,7 +55,7 @@ async def test_a_fault_under_load(
     print(f"\n{ran_before} bodies had run when the fault came\n{faults.render([counts])}")
     assert ran_before < LOAD.executions / 2, "the fault must meet most of the load"
     assert counts.stuck == 0
-    assert counts.failed == 0, "no live attempt declared lost"
+    assert counts.failed == 0, "no live attempt declared lost:\n" + "\n".join(counts.failures)
     assert counts.ended == LOAD.executions
     assert counts.double_runs == 0
     assert counts.over_limit == 0

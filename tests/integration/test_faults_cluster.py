@@ -46,7 +46,7 @@ async def test_stopping_nodes_under_load(
     print(f"\n{'; '.join(notes)}\n{faults.render(rows)}")
     for counts in rows:
         assert counts.stuck == 0, counts.fault
-        assert counts.failed == 0, counts.fault
+        assert counts.failed == 0, "\n".join((counts.fault, *counts.failures))
         assert counts.ended == LOAD.executions, counts.fault
         assert counts.double_runs == 0, counts.fault
         assert counts.over_limit == 0, counts.fault
