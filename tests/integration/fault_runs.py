@@ -128,7 +128,14 @@ async def counted(settings: Settings, fault: Fault, batch: Batch, workers: Fleet
     return replace(counts, failures=(*counts.failures, *told_by_workers(workers)))
 
 
-TOLD_EVENTS = ('"attempt.lost"', '"worker.cut_off"', '"heartbeat.failed"', '"supervisor.')
+TOLD_EVENTS = (
+    '"attempt.lost"',
+    '"worker.cut_off"',
+    '"heartbeat.failed"',
+    '"supervisor.',
+    '"execution.dead_lettered"',
+    '"execution.poison"',
+)
 TOLD_LINES = 40
 
 

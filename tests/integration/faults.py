@@ -24,6 +24,7 @@ from ricochet.contracts import (
     AttemptFailed,
     AttemptStarted,
     Event,
+    ExecutionFailed,
     ExecutionRequested,
     RetryScheduled,
 )
@@ -260,7 +261,7 @@ def _story(execution_id: str, events: Sequence[Event], began: float) -> str:
             continue
         line = f"{event.at.timestamp() - began:+.2f}s {event.type} #{event.attempt}"
         line += f" by {event.worker}"
-        if isinstance(event, AttemptFailed):
+        if isinstance(event, AttemptFailed | ExecutionFailed):
             line += f" ({event.cause}: {event.error.message[:160]})"
         told.append(line)
     return f"{execution_id}: " + "; ".join(told)
