@@ -90,6 +90,7 @@ class Supervisor:
         self._reached = asyncio.Event()
         self._catch_up_to = -1
         self._activated_at = 0.0
+        self._known_reconnect: float | None = None
         self._channels: list[AbstractChannel] = []
         self._follower: RawLogFollower | None = None
         self._judge_task: asyncio.Task[None] | None = None
@@ -165,9 +166,25 @@ class Supervisor:
         """Did this process's connection come back from a loss just now? Then so are the
         others (a broker restart, say), and workers get time to reconnect before their
         attempts are judged; a take-over after a supervisor merely died stays quick."""
-        back = getattr(self._connection, "reconnected_at", None)
+        back = self._reconnected_at()
         window = RECONNECT_WITHIN_S + self.settings.loss_window_s
-        return isinstance(back, float) and time.monotonic() - back < window
+        return back is not None and time.monotonic() - back < window
+
+    def _reconnected_at(self) -> float | None:
+        back = getattr(self._connection, "reconnected_at", None)
+        return back if isinstance(back, float) else None
+
+    def _after_own_reconnect(self, now: float) -> None:
+        """This process's connection came back while it supervised: whatever took it away
+        (a broker restart, its node stopping) may have taken the workers' too. Heartbeats
+        do not always show that as a gap: a failover to another node takes half a
+        second, less than three heartbeats, yet a worker on the same node may take
+        longer to restore its channels. So it counts as an outage that ends now."""
+        back = self._reconnected_at()
+        if back is not None and back != self._known_reconnect:
+            self._known_reconnect = back
+            self.attendance.outage(now)
+            self.vigil.restart_clock(now)
 
     async def _stand_down(self) -> None:
         """Undo a take-over that failed half-way, so the next one starts clean."""
@@ -186,6 +203,7 @@ class Supervisor:
         log.info("supervisor.active", worker=self.settings.worker_id)
         if self._came_back_lately():
             self.attendance.outage(self._activated_at)
+        self._known_reconnect = self._reconnected_at()
         self.watch.clear()
         loaded, self._catch_up_to = await asyncio.gather(
             self._checkpoints.latest(), tail_offset(self._connection, self.names)
@@ -297,6 +315,7 @@ class Supervisor:
     async def judge(self) -> None:
         """Declare overdue attempts lost; re-publish retries whose scheduler died."""
         now = self._monotonic()
+        self._after_own_reconnect(now)
         if not self.attendance.listening(now):
             return  # after a gap, nobody's silence can be judged
         self.attendance.forget_quiet(now, QUIET_WORKERS_AFTER)
