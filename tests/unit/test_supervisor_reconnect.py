@@ -13,7 +13,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from ricochet.workers.settings import Settings
-from ricochet.workers.supervision.supervisor import RECONNECT_WITHIN_S, Supervisor
+from ricochet.workers.supervision.reconnects import RECONNECT_WITHIN_S
+from ricochet.workers.supervision.supervisor import Supervisor
 
 
 class Clock:

@@ -24,7 +24,6 @@ from ricochet.engine.vigil import Attendance, Vigil, take_over_grace, vouched_si
 from ricochet.engine.watch import Watch, as_time, is_start
 from ricochet.errors import DecodeError
 from ricochet.workers.amqp.declaring import ensure_queue
-from ricochet.workers.amqp.failover import JITTER, ROUND_PAUSES_S
 from ricochet.workers.amqp.topology import Names, dead_watch, supervisor, triggers
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock
@@ -36,14 +35,13 @@ from ricochet.workers.settings import Settings
 from ricochet.workers.supervision import checkpoint
 from ricochet.workers.supervision.checkpoint_log import CheckpointLog
 from ricochet.workers.supervision.intake import TriggerIntake
+from ricochet.workers.supervision.reconnects import RECONNECT_WITHIN_S, OwnReconnects
 from ricochet.workers.supervision.recovery import Recovery
 from ricochet.workers.supervision.replies import Replier
 
 log = get_logger(__name__)
 
 STOP_CHECKPOINT_S = 5.0
-RECONNECT_WITHIN_S = ROUND_PAUSES_S[-1] * (1 + JITTER)
-"""The longest a worker's connection waits between tries (ricochet.workers.amqp.failover)."""
 QUIET_WORKERS_AFTER = 3
 """Loss windows of silence after which a worker's last heartbeat is forgotten."""
 
@@ -90,7 +88,7 @@ class Supervisor:
         self._reached = asyncio.Event()
         self._catch_up_to = -1
         self._activated_at = 0.0
-        self._known_reconnect: float | None = None
+        self._reconnects = OwnReconnects(connection)
         self._channels: list[AbstractChannel] = []
         self._follower: RawLogFollower | None = None
         self._judge_task: asyncio.Task[None] | None = None
@@ -162,27 +160,10 @@ class Supervisor:
             await self._stand_down()
             self.active = False
 
-    def _came_back_lately(self) -> bool:
-        """Did this process's connection come back from a loss just now? Then so are the
-        others (a broker restart, say), and workers get time to reconnect before their
-        attempts are judged; a take-over after a supervisor merely died stays quick."""
-        back = self._reconnected_at()
-        window = RECONNECT_WITHIN_S + self.settings.loss_window_s
-        return back is not None and time.monotonic() - back < window
-
-    def _reconnected_at(self) -> float | None:
-        back = getattr(self._connection, "reconnected_at", None)
-        return back if isinstance(back, float) else None
-
     def _after_own_reconnect(self, now: float) -> None:
-        """This process's connection came back while it supervised: whatever took it away
-        (a broker restart, its node stopping) may have taken the workers' too. Heartbeats
-        do not always show that as a gap: a failover to another node takes half a
-        second, less than three heartbeats, yet a worker on the same node may take
-        longer to restore its channels. So it counts as an outage that ends now."""
-        back = self._reconnected_at()
-        if back is not None and back != self._known_reconnect:
-            self._known_reconnect = back
+        """This process's connection came back while it supervised: an outage that ends
+        now, for every worker not heard since (``reconnects``)."""
+        if self._reconnects.news():
             self.attendance.outage(now)
             self.vigil.restart_clock(now)
 
@@ -201,9 +182,11 @@ class Supervisor:
         self._activated_at = self._monotonic()
         self.takeovers += 1
         log.info("supervisor.active", worker=self.settings.worker_id)
-        if self._came_back_lately():
+        if self._reconnects.lately(RECONNECT_WITHIN_S + self.settings.loss_window_s):
+            # came back just now: so are the others (a broker restart, say), and workers
+            # get time to reconnect; a take-over after a supervisor merely died stays quick
             self.attendance.outage(self._activated_at)
-        self._known_reconnect = self._reconnected_at()
+        self._reconnects.seen()
         self.watch.clear()
         loaded, self._catch_up_to = await asyncio.gather(
             self._checkpoints.latest(), tail_offset(self._connection, self.names)
