@@ -135,6 +135,8 @@ TOLD_EVENTS = (
     '"supervisor.',
     '"execution.dead_lettered"',
     '"execution.poison"',
+    '"attempt.claim_unseen"',
+    '"work.duplicate_stepped_back"',
 )
 TOLD_LINES = 40
 

@@ -103,8 +103,8 @@ class Counts:
     projector_matches: bool | None = None
     """The projector's states equal a fresh fold of the log (None: not checked)."""
     failures: tuple[str, ...] = ()
-    """How each failed execution's attempts went, in words: what a failed count needs
-    to be understood from a CI log alone (not a column of the table)."""
+    """How each failed or stuck execution's attempts went, in words: what such a count
+    needs to be understood from a CI log alone (not a column of the table)."""
 
 
 RESTART_PAUSE_S = 5.0
@@ -242,9 +242,9 @@ def count(
         stall_s=round(max(gaps), 2) if gaps else None,
         all_ended_s=round(last_end - fault.began, 2) if last_end is not None else None,
         failures=tuple(
-            _story(state.execution_id, events, fault.began)
-            for state in ended
-            if state.status is not Status.SUCCEEDED
+            _story(i, events, fault.began)
+            for i in batch.ids
+            if not _ended(states.get(i)) or states[i].status is not Status.SUCCEEDED
         )[:FAILURES_TOLD],
     )
 

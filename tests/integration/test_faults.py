@@ -54,7 +54,7 @@ async def test_a_fault_under_load(
     counts, ran_before = await fault_runs.single_broker(settings, client, tmp_path, fault, LOAD)
     print(f"\n{ran_before} bodies had run when the fault came\n{faults.render([counts])}")
     assert ran_before < LOAD.executions / 2, "the fault must meet most of the load"
-    assert counts.stuck == 0
+    assert counts.stuck == 0, "none stuck:\n" + "\n".join(counts.failures)
     assert counts.failed == 0, "no live attempt declared lost:\n" + "\n".join(counts.failures)
     assert counts.ended == LOAD.executions
     assert counts.double_runs == 0

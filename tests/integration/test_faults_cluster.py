@@ -45,7 +45,7 @@ async def test_stopping_nodes_under_load(
     rows, notes = await fault_runs.cluster(cluster, namespace, tmp_path, LOAD)
     print(f"\n{'; '.join(notes)}\n{faults.render(rows)}")
     for counts in rows:
-        assert counts.stuck == 0, counts.fault
+        assert counts.stuck == 0, "\n".join((counts.fault, *counts.failures))
         assert counts.failed == 0, "\n".join((counts.fault, *counts.failures))
         assert counts.ended == LOAD.executions, counts.fault
         assert counts.double_runs == 0, counts.fault
