@@ -156,6 +156,12 @@ class BrokerUnreachable(RicochetError, ConnectionError):
         self.causes = causes
 
 
+class RestoreFailed(RicochetError, ConnectionError):
+    """A channel error that a reconnect's restore raised (another queue's trouble, such as
+    a stream with no running replica on the new node), met by an operation that only
+    waited for the connection: retried like a lost connection (``workers.amqp.restores``)."""
+
+
 class TopologyMissing(RicochetError, LookupError):
     """A queue or exchange this process only checks for (it may not, or need not, declare
     it) is not on the broker. One line naming it, the vhost, and the fix: declare the

@@ -27,6 +27,7 @@ from aio_pika.exceptions import PublishError
 
 from ricochet.errors import BrokerUnreachable
 from ricochet.workers.amqp.failover import FailoverConnection
+from ricochet.workers.amqp.restores import as_passing
 from ricochet.workers.amqp.tls import client_context
 from ricochet.workers.amqp.trust import EventGate
 from ricochet.workers.logs import get_logger
@@ -174,10 +175,17 @@ TRANSIENT = (
 
 
 async def publish(exchange: AbstractExchange, message: aio_pika.Message, routing_key: str) -> None:
-    """Publish once and wait for the broker's confirm; raises if unroutable, nacked or cut off."""
-    await exchange.publish(
-        message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT_S
-    )
+    """Publish once and wait for the broker's confirm; raises if unroutable, nacked or cut off
+    (a channel error that a reconnect's restore raised counts as cut off: ``restores``)."""
+    try:
+        await exchange.publish(
+            message, routing_key=routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT_S
+        )
+    except aiormq.exceptions.AMQPChannelError as err:
+        passing = as_passing(err)
+        if passing is err:
+            raise
+        raise passing from err
 
 
 def closed_for_good(exchange: AbstractExchange) -> bool:

@@ -31,10 +31,13 @@ from ricochet.workers.amqp.topology import (
     delay_queue,
 )
 from ricochet.workers.clock import Clock, utc_now
-from ricochet.workers.delivery.acks import RunAcker
+from ricochet.workers.delivery.acks import RunAcker, still_held
 from ricochet.workers.delivery.disposition import Ack, DeadLetter, Outcome, Requeue, Retry
+from ricochet.workers.logs import get_logger
 from ricochet.workers.observe.tracing import TRACE_HEADER
 from ricochet.workers.settings import DEFAULT_DEAD_LETTER_BODY_BYTES
+
+log = get_logger(__name__)
 
 
 class Settler:
@@ -90,7 +93,12 @@ class Settler:
             self._acks.delivered(message)
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
-        """Work deliveries are acked in runs (``workers.delivery.acks``); anything else at once."""
+        """Work deliveries are acked in runs (``workers.delivery.acks``); anything else at once.
+        A delivery whose channel closed is not acked: the broker requeued it, and its next
+        holder finds on the log what this one did."""
+        if not still_held(message):
+            log.info("work.ack_lost", reason="its channel closed; the broker requeued it")
+            return
         if self._acks is not None and self._acks.tracks(message):
             self._acks.ack(message)
         else:
