@@ -5,6 +5,13 @@ cut, while issue 15's load drains on two worker processes. ``cluster``: the same
 on a 3-node cluster, two workers and a projector given all three addresses; the node
 they are connected to is stopped and brought back, then the node leading the work
 queue. Each fault gets a fresh batch of the load, and its own row of counts.
+
+The log's leader is placed on a node neither fault stops: the topology is declared
+from node 2 first, the targets bound from node 1. Stopping the node of the log's
+leader under load lost confirmed writes on RabbitMQ 3.10.8: a start and a success
+published in the 0.2 s around the stop were confirmed, then on no replica (3
+executions stuck, one false loss, the projector unlike a fresh fold). That case is
+issue 15's and open; these runs test what Ricochet does about a node's loss.
 """
 
 from __future__ import annotations
@@ -65,10 +72,13 @@ async def cluster(
     """Stop the node everyone is on, bring it back; then stop the node leading the work
     queue, bring it back. The counts of each, and what happened, in words."""
     everyone = Settings(amqp_url=local.url(0, 1, 2), namespace=namespace)
-    binder = Settings(amqp_url=f"amqp://guest:guest@{local.address(0)}/", namespace=namespace)
+    log_home = Settings(amqp_url=f"amqp://guest:guest@{local.address(2)}/", namespace=namespace)
+    binder = Settings(amqp_url=f"amqp://guest:guest@{local.address(1)}/", namespace=namespace)
     projector = Projector(everyone, directory / "projection.sqlite3")
     notes: list[str] = []
     rows: list[tuple[Counts, Batch]] = []
+    async with Client(log_home):
+        pass  # the topology, declared from node 2: the log's leader is there
     async with Client(everyone) as client:
         await eventually(lambda: local.replicated(namespace), timeout=90, every=0.5)
         for target in (faults.ONCE, faults.RETRIED):
@@ -79,11 +89,14 @@ async def cluster(
                 batch = await faults.submit(client, load)
                 for _ in range(WORKERS):
                     await workers.start(*WORKER_OPTIONS)
+                log_leader = local.leader_of(Names(namespace).events)
                 notes.append(f"workers, projector and client on {local.address(0)}")
+                notes.append(f"the log led by {local.address(log_leader)}")
                 rows.append(await _node_stop(local, 0, "the node all are on", batch, workers))
                 work = Names(namespace).work_queue("default")
                 leader = local.leader_of(work)
                 notes.append(f"{work} led by {local.address(leader)} after that")
+                assert log_leader not in (0, leader), f"the log's leader is stopped: {notes}"
                 batch = await faults.submit(client, load)
                 rows.append(
                     await _node_stop(local, leader, "the work queue leader", batch, workers)
