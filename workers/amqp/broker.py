@@ -189,11 +189,14 @@ async def publish(exchange: AbstractExchange, message: aio_pika.Message, routing
 
 
 def closed_for_good(exchange: AbstractExchange) -> bool:
-    """Was the channel or connection closed on purpose (not lost, so never coming back)?
+    """Was the exchange's channel or connection closed on purpose (not lost, so never
+    coming back)?"""
+    return channel_closed_for_good(getattr(exchange, "channel", None))
 
-    aio-pika keeps this in its robust objects' ``close_called`` flags.
-    """
-    channel = getattr(exchange, "channel", None)
+
+def channel_closed_for_good(channel: object) -> bool:
+    """Was the channel or its connection closed on purpose? aio-pika keeps this in its
+    robust objects' ``close_called`` flags."""
     connection = getattr(channel, "_connection", None)
     return bool(
         getattr(channel, "_close_called", False) or getattr(connection, "close_called", False)

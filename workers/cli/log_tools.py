@@ -158,7 +158,10 @@ async def _follow(
 
         follower = LogFollower(await stream_channel(connection), names, on_entry)
         await follower.start(stream_offset(selection.start))
-        await until_signalled()
+        try:
+            await until_signalled()
+        finally:
+            await follower.stop()
     finally:
         await connection.close()
 

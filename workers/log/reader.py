@@ -29,6 +29,7 @@ from ricochet.contracts import Event, decode_batch
 from ricochet.contracts.codec import one_line
 from ricochet.contracts.events import CLAIMS_HEADER
 from ricochet.errors import DecodeError
+from ricochet.workers.amqp.broker import channel_closed_for_good
 from ricochet.workers.amqp.declaring import passive_queue
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.amqp.trust import gate_of
@@ -121,8 +122,9 @@ class LogFollower:
 
         Only once something was read: the next offset is then known exactly, and a
         duplicate is dropped by offset. A channel being restored is left to its
-        restore, which subscribes again itself; the next period tries again."""
-        while True:
+        restore, which subscribes again itself; the next period tries again. Ends with
+        its channel or connection closed on purpose, even if nobody stopped it."""
+        while not channel_closed_for_good(self._channel):
             await asyncio.sleep(IDLE_RESUBSCRIBE_S)
             silent = time.monotonic() - self._heard >= IDLE_RESUBSCRIBE_S
             if silent and self.last_offset is not None and self._queue is not None:
