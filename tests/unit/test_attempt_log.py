@@ -7,7 +7,7 @@ error's type and message and, when a retry follows, the next attempt and its due
 from __future__ import annotations
 
 from ricochet.contracts import FailureCause
-from ricochet.workers.runtime.attempt import ended_fields
+from ricochet.workers.runtime.outcomes import ended_fields
 from ricochet.workers.runtime.runner import Raised, Returned
 from tests.unit.builders import BOOM, RESULT, execution_failed, failed, retry_scheduled, succeeded
 

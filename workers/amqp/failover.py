@@ -157,6 +157,17 @@ class FailoverConnection(RobustConnection):
             reconnected=again,
         )
 
+    async def leave_node(self, reason: str) -> bool:
+        """Drop the connection to this node, so it is made again to the next address,
+        as after a lost connection (channels and consumers restored there). For a node
+        that serves a stale copy of a stream. False when there is no other address."""
+        transport = self.transport
+        if len(self._addresses) < 2 or transport is None or self.is_closed:
+            return False
+        log.warning("broker.leaving_node", role=self.role, node=self.address.node, reason=reason)
+        await transport.connection.close(ConnectionError(reason))
+        return True
+
     async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
         if not (self._close_called or self.is_closed):
             self._move_on(_error_of(closing))

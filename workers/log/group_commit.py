@@ -13,7 +13,10 @@ What each caller is promised does not change:
 - it resumes only once that message is confirmed, so nothing it does next (an
   ack, running a body, publishing a retry) runs ahead of the log;
 - a one-try caller (a claim) fails when its message does; the others are
-  published again, after a pause, until confirmed.
+  published again, after a pause, until confirmed;
+- with a ``Witness`` (a process that follows the log), each caller gets back the
+  ``Sighting`` of the message that carried its events, to learn whether the log
+  really shows it (``workers.log.witness``).
 
 One caller's events can never spoil a message for the others. A group is
 encoded in one go (the fast path); when that fails, or the message would be over
@@ -29,6 +32,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from aio_pika import Message
 from aio_pika.abc import AbstractExchange
 
 from ricochet.contracts import DEFAULT_LIMITS, Event, NotReadable, TooLarge, encode_batch
@@ -42,6 +46,7 @@ from ricochet.workers.amqp.broker import (
     retry_pause,
 )
 from ricochet.workers.end_of_turn import EndOfTurn
+from ricochet.workers.log.witness import Sighting, Witness
 from ricochet.workers.logs import get_logger
 from ricochet.workers.observe.metrics import CommitMetrics
 
@@ -63,7 +68,9 @@ class _Waiting:
 
     events: Sequence[Event]
     claim: str | None
-    done: asyncio.Future[None]
+    done: asyncio.Future[Sighting | None]
+    once: bool = False
+    """One try only: a claim that must not be made twice (``commit``)."""
     tries: int = 0
     body: bytes | None = None
     """This caller's events alone as a JSON array, once the slow path has made it."""
@@ -80,6 +87,7 @@ class GroupCommitter:
     metrics: CommitMetrics | None = None
     writer: str | None = None
     """The AMQP ``user_id`` of every message: the connection's user (``amqp.trust``)."""
+    witness: Witness | None = None
     _waiting: list[_Waiting] = field(default_factory=list)
     _in_flight: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -88,20 +96,26 @@ class GroupCommitter:
     def __post_init__(self) -> None:
         self._flush = EndOfTurn(self._publish_waiting)
 
-    async def commit(self, events: Sequence[Event], claim: str | None = None) -> None:
-        """Return once ``events`` are confirmed on the log.
+    async def commit(
+        self, events: Sequence[Event], claim: str | None = None, once: bool | None = None
+    ) -> Sighting | None:
+        """Return once ``events`` are confirmed on the log, with the ``Sighting`` of
+        their message (None without a witness, or before it watches).
 
-        Without ``claim``, broker trouble is waited out; with one, the first
-        failure raises (a ``TRANSIENT`` error: the caller must find out whether
-        ``claim`` landed, see ``CLAIMS_HEADER``). Events that cannot be written, or
-        would not fit in a message alone, raise ``LimitExceeded`` (none of them is sent).
+        ``claim`` travels in the message's claims header. With ``once`` (the
+        default when there is a claim) the first failure raises (a ``TRANSIENT``
+        error: the caller must find out whether ``claim`` landed, see
+        ``CLAIMS_HEADER``); otherwise broker trouble is waited out. Events that
+        cannot be written, or would not fit in a message alone, raise
+        ``LimitExceeded`` (none of them is sent).
         """
         if not events:
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(events, claim, done))
+            return None
+        done: asyncio.Future[Sighting | None] = asyncio.get_running_loop().create_future()
+        one_try = claim is not None if once is None else once
+        self._waiting.append(_Waiting(events, claim, done, one_try))
         self._flush.plan()
-        await done
+        return await done
 
     def _encode(self, events: Sequence[Event]) -> bytes:
         """This caller's events alone, or the reason they cannot join any message."""
@@ -185,8 +199,9 @@ class GroupCommitter:
             type_=BATCH_TYPE,
             user_id=self.writer,
         )
+        sighting = None if self.witness is None else self.witness.sent(str(message.message_id))
         try:
-            await publish(self.exchange, message, routing_key="")
+            await self._publish_watched(message, sighting)
         except TRANSIENT as err:
             self._after_failure(group, err)
         except asyncio.CancelledError:
@@ -198,15 +213,26 @@ class GroupCommitter:
         else:
             if self.metrics is not None:
                 self.metrics.confirmed(sum(len(waiting.events) for waiting in group))
-            _settle(group, None)
+            _settle(group, None, sighting)
+
+    async def _publish_watched(self, message: Message, sighting: Sighting | None) -> None:
+        """Publish and wait for the confirm, telling the witness how it went."""
+        try:
+            await publish(self.exchange, message, routing_key="")
+        except BaseException:
+            if self.witness is not None:
+                self.witness.unsent(sighting)
+            raise
+        if self.witness is not None:
+            self.witness.confirmed(sighting)
 
     def _after_failure(self, group: list[_Waiting], err: BaseException) -> None:
         """Claims fail at once; the rest go round again after a pause, unless closed for good."""
-        again = [waiting for waiting in group if waiting.claim is None]
+        again = [waiting for waiting in group if not waiting.once]
         if closed_for_good(self.exchange):
             _settle(group, err)
             return
-        _settle([waiting for waiting in group if waiting.claim is not None], err)
+        _settle([waiting for waiting in group if waiting.once], err)
         if not again:
             return
         events = sum(len(waiting.events) for waiting in again)
@@ -228,11 +254,13 @@ def _joined(bodies: list[bytes]) -> bytes:
     return b"[" + b",".join(memoryview(body)[1:-1] for body in bodies) + b"]"
 
 
-def _settle(group: list[_Waiting], err: BaseException | None) -> None:
+def _settle(
+    group: list[_Waiting], err: BaseException | None, sighting: Sighting | None = None
+) -> None:
     for waiting in group:
         if waiting.done.done():
             continue
         if err is None:
-            waiting.done.set_result(None)
+            waiting.done.set_result(sighting)
         else:
             waiting.done.set_exception(err)

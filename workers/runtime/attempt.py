@@ -17,6 +17,12 @@ The order is what makes the guarantees (SPEC sections 3 and 5):
 4. a retry message is published only after the events that schedule it are confirmed,
    and not at all when the next attempt is claimed already (a cancel that won: the
    attempt's failure then ends the execution cancelled, ``engine.cancel``).
+
+A start or outcome the broker confirmed is then looked for on the log
+(``workers.log.witness``): one the log lost (RabbitMQ 3.10 can, when a stream's
+leader node stops) is published again, and the attempt is vouched for in
+heartbeats until its outcome is seen, so a lost write neither leaves an attempt
+unrun nor makes a live one look lost.
 """
 
 from __future__ import annotations
@@ -26,20 +32,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from ricochet.contracts import (
     DEFAULT_LIMITS,
-    ErrorInfo,
     Event,
-    FailureCause,
     Limits,
-    TooLarge,
 )
-from ricochet.contracts.limits import cut
 from ricochet.engine import (
     Command,
     ExecutionState,
@@ -61,6 +63,7 @@ from ricochet.workers.delivery.disposition import Ack, DeadLetter, Requeue, Retr
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.log.started import StartedLookup
+from ricochet.workers.log.witness import Sighting
 from ricochet.workers.logs import get_logger
 from ricochet.workers.observe.metrics import AttemptMetrics
 from ricochet.workers.observe.tracing import attempt_span, traceparent_of
@@ -69,6 +72,8 @@ from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.runtime.context import AttemptContext
 from ricochet.workers.runtime.heartbeat import RunningAttempts
 from ricochet.workers.runtime.incoming import Delivery, parse
+from ricochet.workers.runtime.outcomes import ended_fields, interrupted, unrecordable
+from ricochet.workers.runtime.own_writes import OwnWrites, attempt_of
 from ricochet.workers.runtime.runner import Raised, Returned, invoke
 from ricochet.workers.runtime.tasks import Task
 
@@ -76,8 +81,6 @@ log = get_logger(__name__)
 
 CLAIM_VERDICT_S = 60.0
 """How long a try waits to see its own start on the log before giving up running."""
-LOGGED_ERROR_CHARS = 500
-"""An error message in a log line is cut to this (the events keep it whole)."""
 START_VERIFY_S = 300.0
 """How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
 
@@ -99,6 +102,11 @@ class AttemptProcessor:
     children: ChildService | None = None
     limits: Limits = DEFAULT_LIMITS
     metrics: AttemptMetrics | None = None
+    writes: OwnWrites = field(init=False)
+    """What this worker recorded, until the log shows it (``runtime.own_writes``)."""
+
+    def __post_init__(self) -> None:
+        self.writes = OwnWrites(self.recorder, self.claims.witness, self.running)
 
     async def handle(self, message: AbstractIncomingMessage) -> None:
         """Process one delivery end to end; bad input is dead-lettered, never raised."""
@@ -172,7 +180,7 @@ class AttemptProcessor:
                         raise
                     bound.warning("attempt.interrupted_by_shutdown")
                     await self._finish(
-                        _interrupted(), running, delivery, message.body, message.headers
+                        interrupted(), running, delivery, message.body, message.headers
                     )
                     raise
                 if self.metrics is not None:
@@ -209,8 +217,9 @@ class AttemptProcessor:
             await self._reject(message, decision.reason)
             return None
         self.claims.expect(claim)
+        sighting: Sighting | None = None
         try:
-            await self.recorder.record_once(decision, claim)
+            sighting = await self.recorder.record_once(decision, claim)
         except TRANSIENT as err:
             landed = await self._start_landed(message, delivery, claim, err)
             await self._settle_held(message, Ack() if landed else Requeue())
@@ -222,7 +231,7 @@ class AttemptProcessor:
                 await self.settler.settle(message, Ack())
             except TRANSIENT as err:
                 log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
-        if not await self._won(delivery, claim):
+        if not await self._won(delivery, decision, claim, sighting):
             return None
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
         if self.metrics is not None:
@@ -246,11 +255,21 @@ class AttemptProcessor:
             except TRANSIENT as err:  # its channel closed after all: the broker requeued it
                 log.info("work.settle_lost", error=repr(err))
 
-    async def _won(self, delivery: Delivery, claim: str) -> bool:
+    async def _won(
+        self,
+        delivery: Delivery,
+        start: tuple[Event, ...],
+        claim: str,
+        sighting: Sighting | None,
+    ) -> bool:
         """Is this try's start the first of its attempt on the log? If another came first,
         this copy steps back; if the log does not show it in time, the body does not run
-        either (the attempt then ends as lost and follows its policy)."""
-        won = await self.claims.won(claim, CLAIM_VERDICT_S)
+        either (the attempt then ends as lost and follows its policy). A start the log
+        lost is claimed again under the same claim."""
+        deadline = time.monotonic() + CLAIM_VERDICT_S
+        about = attempt_of(delivery.work.execution_id, delivery.attempt)
+        await self.writes.until_seen(about, start, sighting, CLAIM_VERDICT_S, claim)
+        won = await self.claims.won(claim, max(0.0, deadline - time.monotonic()))
         if won is True:
             return True
         work = delivery.work
@@ -298,7 +317,7 @@ class AttemptProcessor:
         headers: Mapping[str, Any] | None = None,
     ) -> tuple[Event, ...]:
         """Record the outcome (retrying through broker trouble), then publish any retry;
-        the events recorded.
+        the events recorded. The attempt is vouched for until the log shows them.
 
         A next attempt claimed already can only be a cancel's claim (or a start of a copy
         after this attempt was declared lost): no retry is recorded or published then.
@@ -308,23 +327,24 @@ class AttemptProcessor:
             state = with_cancel_from(state, number + 1)
         decision = self._decide(ran, state, number)
         try:
-            await self.recorder.record(decision)
+            sighting = await self.recorder.record(decision)
         except LimitExceeded as err:  # the runner checks results: this is the last line
             if not isinstance(ran, Returned):
                 raise
             log.warning("attempt.outcome_refused", execution_id=state.execution_id, error=str(err))
-            decision = self._decide(_unrecordable(err), state, number)
-            await self.recorder.record(decision)
+            decision = self._decide(unrecordable(err), state, number)
+            sighting = await self.recorder.record(decision)
         if self.metrics is not None:
             self.metrics.outcome_recorded(target, decision)
         scheduled = scheduled_retry(decision)
+        retry = None
         if scheduled is not None:
             retry = Retry.scheduled(
                 scheduled, body, target, delivery.requested_at_ms, traceparent_of(headers)
             )
+        if retry is not None:
             await self.settler.settle(None, retry)
-        else:
-            await self.settler.settle(None, Ack())
+        await self.writes.then((delivery.work.execution_id, delivery.attempt), decision, sighting)
         return decision
 
     def _decide(
@@ -342,41 +362,3 @@ class AttemptProcessor:
         if isinstance(decision, Rejected):
             raise AssertionError(f"the decider refused its own attempt: {decision.reason}")
         return decision
-
-
-def ended_fields(ran: Returned | Raised, recorded: tuple[Event, ...]) -> dict[str, object]:
-    """What ``attempt.ended`` says: the outcome; for a failure, its error and cause; and
-    what follows: the next attempt and when it is due, or how the execution ended."""
-    fields: dict[str, object] = {"outcome": type(ran).__name__.lower()}
-    if isinstance(ran, Raised):
-        error = cut(ran.error.message, LOGGED_ERROR_CHARS)
-        fields.update(cause=str(ran.cause), error_type=ran.error.type, error=error)
-    retry = scheduled_retry(recorded)
-    if retry is not None:
-        fields.update(next_attempt=retry.next_attempt, due_at=retry.due_at.isoformat())
-    elif isinstance(ran, Raised):
-        fields["execution"] = (
-            "failed" if recorded[-1].type.startswith("execution_") else "cancelled"
-        )
-    return fields
-
-
-def _unrecordable(err: LimitExceeded) -> Raised:
-    """A success whose events the log refused: the attempt fails, with the result's cause."""
-    if isinstance(err, TooLarge):
-        return Raised(
-            ErrorInfo(type="ResultTooLarge", message=str(err)), FailureCause.RESULT_TOO_LARGE
-        )
-    return Raised(
-        ErrorInfo(type="ResultNotReadable", message=str(err)), FailureCause.RESULT_NOT_READABLE
-    )
-
-
-def _interrupted() -> Raised:
-    return Raised(
-        ErrorInfo(
-            type="WorkerShutdown",
-            message="the worker shut down before the attempt finished within its grace period",
-        ),
-        FailureCause.WORKER_LOST,
-    )

@@ -11,6 +11,9 @@ the last ``horizon_s`` seconds, as two 64-bit hashes, and the cancels that won
 before that (a backlog older than the horizon, a retry published before the
 worker started) is checked against the log itself before its try
 (``StartedLookup``), and the book still decides among tries from then on.
+
+The same follower is this process's ``Witness``: it tells the worker whether the
+messages it published itself are really on the log (``workers.log.witness``).
 """
 
 from __future__ import annotations
@@ -32,12 +35,18 @@ from ricochet.engine.claims import (
     memory_covers,
 )
 from ricochet.workers.amqp.broker import retry_pause
+from ricochet.workers.amqp.failover import FailoverConnection
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.clock import Clock
 from ricochet.workers.log.reader import Entry, RawLogFollower, stream_channel
+from ricochet.workers.log.witness import Witness
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
+
+STALE_LOG_S = 20.0
+"""A confirmed write of this process unseen this long: the node's copy of the log is
+stale, and the connection moves to the next address (``_leave_a_stale_node``)."""
 
 CLAIM_MARKS = (b'"attempt_started.', b'"execution_cancelled.', b'"cancel_requested.')
 """A stream message with none of these holds no claim: skipped without being parsed."""
@@ -63,8 +72,10 @@ class ClaimBook:
         horizon_s: float,
         clock: Clock,
         monotonic: Callable[[], float] = time.monotonic,
+        witness: Witness | None = None,
     ) -> None:
         self._connection = connection
+        self.witness = witness or Witness(monotonic)
         self._names = names
         self._horizon_s = horizon_s
         self._clock = clock
@@ -73,6 +84,7 @@ class ClaimBook:
         self._waiting: dict[int, asyncio.Future[bool]] = {}
         self._follower: StartsOnly | None = None
         self._retrying: asyncio.Task[None] | None = None
+        self._stale_watch: asyncio.Task[None] | None = None
         self.since: datetime | None = None
         """When this book began to follow the log: it knows no start before."""
         self.known_since: datetime | None = None
@@ -100,6 +112,27 @@ class ClaimBook:
                 await channel.close()
             raise
         self._follower, self.since, self.known_since = follower, since, since
+        self.witness.active = True
+        if self._stale_watch is None:
+            self._stale_watch = asyncio.create_task(self._leave_a_stale_node())
+
+    async def _leave_a_stale_node(self) -> None:
+        """Leave the node when its copy of the log has stopped following the leader.
+
+        On RabbitMQ 3.10, after a stream's leader node stops, a replica on another
+        node can stay behind for good (seen in the cluster fault test: a worker's
+        readers, fresh consumers too, saw nothing past one offset for minutes, while
+        the log went on elsewhere). This process's own confirmed writes, unseen for
+        ``STALE_LOG_S``, show it: the connection moves to the next address."""
+        while True:
+            await asyncio.sleep(STALE_LOG_S / 4)
+            if self.witness.unseen_for() < STALE_LOG_S:
+                continue
+            reason = f"its copy of the log showed none of our writes for {STALE_LOG_S:.0f} s"
+            if isinstance(self._connection, FailoverConnection):
+                with contextlib.suppress(Exception):
+                    if await self._connection.leave_node(reason):
+                        await asyncio.sleep(STALE_LOG_S)  # let the reader catch up there
 
     async def _follow_eventually(self) -> None:
         for tries in itertools.count():
@@ -113,6 +146,9 @@ class ClaimBook:
                 return
 
     async def stop(self) -> None:
+        if self._stale_watch is not None:
+            self._stale_watch.cancel()
+        self.witness.stop()
         if self._retrying is not None:
             self._retrying.cancel()
         if self._follower is not None:
@@ -161,6 +197,7 @@ class ClaimBook:
             if isinstance(raw, dict) and is_claim(raw):
                 attempt = hash((raw.get("execution_id"), raw.get("attempt")))
                 self._note(attempt, raw.get("claim"), now, is_cancel(raw))
+        self.witness.seen(entry.message_id)  # after the claims: a start seen is judged
 
     def _note(self, attempt: int, claim: object, now: float, cancel: bool) -> None:
         mine = hash(claim) if isinstance(claim, str) else 0

@@ -28,6 +28,7 @@ from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.reader import tail_offset
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.log.started import StartedLookup
+from ricochet.workers.log.witness import Witness
 from ricochet.workers.logs import get_logger
 from ricochet.workers.observe.metrics import WorkerMetrics
 from ricochet.workers.observe.serving import serve_metrics
@@ -41,6 +42,10 @@ from ricochet.workers.settings import Settings
 from ricochet.workers.supervision.supervisor import Supervisor
 
 log = get_logger(__name__)
+
+SEEN_ON_STOP_S = 10.0
+"""On stop, how long outcomes already recorded get to be seen on the log (or be
+published again, ``workers.log.witness``) before the connection closes."""
 
 SPARE_THREADS = 4 + 512
 """Threads beyond --concurrency (made only when needed): a sync function left running
@@ -77,6 +82,8 @@ class Worker:
         self.supervisor: Supervisor | None = None
         self._children: ChildService | None = None
         self._claims: ClaimBook | None = None
+        self._witness = Witness()
+        """Whether this worker's own writes are really on the log (the claim book feeds it)."""
         self._accepting = True
         self.metrics = WorkerMetrics() if settings.metrics_port is not None else None
         self.metrics_port: int | None = None
@@ -103,7 +110,7 @@ class Worker:
             lambda: ensure_core(connection, self.settings), self.settings.startup_wait_s, "worker"
         )
         publishing = await publishing_channel(connection)
-        recorder = await EventRecorder.open(publishing, names, self.settings.limits)
+        recorder = await EventRecorder.open(publishing, names, self.settings.limits, self._witness)
         settler = self._settler = Settler(
             publishing,
             names,
@@ -138,7 +145,7 @@ class Worker:
         """The claim book (following the log's starts), the attempt processor and the
         child service: everything a delivery needs before the first one arrives."""
         claims = self._claims = ClaimBook(
-            connection, names, self.settings.claim_horizon_s, self._clock
+            connection, names, self.settings.claim_horizon_s, self._clock, witness=self._witness
         )
         await claims.start()
         self._processor = AttemptProcessor(
@@ -268,6 +275,8 @@ class Worker:
             pending.cancel()
         if unfinished:
             await asyncio.wait(unfinished, timeout=30)
+        if self._processor is not None:  # outcomes recorded, not yet seen on the log
+            await self._processor.writes.drain(SEEN_ON_STOP_S)
         await self._close()
         log.info("worker.stopped", interrupted=len(unfinished))
 
