@@ -33,6 +33,7 @@ from ricochet.workers.amqp.broker import channel_closed_for_good
 from ricochet.workers.amqp.declaring import passive_queue
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.amqp.trust import gate_of
+from ricochet.workers.log.rewind import REWIND_LOOKBACK, RecentOffsets
 from ricochet.workers.logs import get_logger
 
 log = get_logger(__name__)
@@ -95,6 +96,7 @@ class LogFollower:
         self._unacked = 0
         self._heard = time.monotonic()
         self._watchdog: asyncio.Task[None] | None = None
+        self._recent = RecentOffsets()
         self.last_offset: int | None = None
         self.unreadable = 0
         """Messages skipped because their body could not be decoded (SPEC 7.7)."""
@@ -118,7 +120,8 @@ class LogFollower:
             self._tag = None
 
     async def _resubscribe_when_silent(self) -> None:
-        """Every ``IDLE_RESUBSCRIBE_S`` of silence, subscribe again at the next offset.
+        """Every ``IDLE_RESUBSCRIBE_S`` of silence, subscribe again at the next offset, or,
+        if the log was rewound under us (``workers.log.rewind``), before its new tail.
 
         Only once something was read: the next offset is then known exactly, and a
         duplicate is dropped by offset. A channel being restored is left to its
@@ -129,13 +132,25 @@ class LogFollower:
             silent = time.monotonic() - self._heard >= IDLE_RESUBSCRIBE_S
             if silent and self.last_offset is not None and self._queue is not None:
                 with contextlib.suppress(Exception):
-                    await self._resubscribe(self._queue)
+                    await self._resubscribe(self._queue, await self._resume_at(self._queue))
 
-    async def _resubscribe(self, queue: AbstractQueue) -> None:
+    async def _resume_at(self, queue: AbstractQueue) -> int:
+        """The next offset, unless the log's tail shows it was rewound: then the offset
+        ``REWIND_LOOKBACK`` before the tail (what was read already is skipped by id)."""
+        assert self.last_offset is not None
+        tail = await _tail_of(queue)
+        if not self._recent.rewound(tail, self.last_offset):
+            return self.last_offset + 1
+        start = max(0, min(tail) - REWIND_LOOKBACK)
+        log.warning("event_log.rewound", last_read=self.last_offset, tail=max(tail), from_=start)
+        return start
+
+    async def _resubscribe(self, queue: AbstractQueue, offset: int) -> None:
         if self._tag is not None:
             tag, self._tag = self._tag, None
             await queue.cancel(tag)
         self._unacked = 0
+        self._arguments["x-stream-offset"] = offset
         self._tag = await queue.consume(self._on_message, arguments=self._arguments)
         self._heard = time.monotonic()
 
@@ -143,10 +158,12 @@ class LogFollower:
         self._heard = time.monotonic()
         try:
             offset = int(message.headers.get("x-stream-offset", -1))  # type: ignore[arg-type]
-            if self.last_offset is not None and offset <= self.last_offset:
+            read_before = self.last_offset is not None and offset <= self.last_offset
+            if read_before and self._recent.is_repeat(offset, message.message_id):
                 return
             entry = self._untrusted(offset, message) or self._decode(offset, message)
             self.unreadable += entry.unreadable is not None
+            self._recent.note(offset, message.message_id)
             self.last_offset = offset
             self._arguments["x-stream-offset"] = offset + 1
             result = self._handler(entry)
@@ -229,6 +246,25 @@ async def stream_channel(connection: AbstractRobustConnection) -> AbstractChanne
     channel = await connection.channel(publisher_confirms=False)
     await channel.set_qos(prefetch_count=STREAM_PREFETCH)
     return channel
+
+
+async def _tail_of(queue: AbstractQueue) -> dict[int, str | None]:
+    """The log's last chunk, as offset -> message id, read on ``queue``'s channel."""
+    tail: dict[int, str | None] = {}
+    arrived = asyncio.Event()
+
+    async def note(message: AbstractIncomingMessage) -> None:
+        offset = message.headers.get("x-stream-offset")
+        if isinstance(offset, int):
+            tail[offset] = message.message_id
+        arrived.set()
+
+    tag = await queue.consume(note, arguments={"x-stream-offset": "last"}, no_ack=False)
+    try:
+        await until_quiet(arrived, TAIL_FIRST_S, TAIL_QUIET_S, TAIL_MAX_S)
+    finally:
+        await queue.cancel(tag)
+    return tail
 
 
 async def tail_offset(connection: AbstractRobustConnection, names: Names) -> int:
