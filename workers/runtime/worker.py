@@ -36,6 +36,7 @@ from ricochet.workers.runtime.attempt import AttemptProcessor
 from ricochet.workers.runtime.children import ChildService
 from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.runtime.heartbeat import HeartbeatSender, RunningAttempts
+from ricochet.workers.runtime.own_writes import OwnWrites
 from ricochet.workers.runtime.runner import CountingPool
 from ricochet.workers.runtime.tasks import Task, index_tasks
 from ricochet.workers.settings import Settings
@@ -75,6 +76,7 @@ class Worker:
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._connection: AbstractRobustConnection | None = None
         self._processor: AttemptProcessor | None = None
+        self._writes: OwnWrites | None = None
         self._running_attempts = RunningAttempts()
         self._acks = RunAcker()
         self._settler: Settler | None = None
@@ -167,6 +169,7 @@ class Worker:
         )
         await self._children.start_watching()
         self._processor.children = self._children
+        self._writes = self._processor.writes
 
     async def _serve_metrics(
         self, recorder: EventRecorder, connection: AbstractRobustConnection, names: Names
@@ -275,8 +278,8 @@ class Worker:
             pending.cancel()
         if unfinished:
             await asyncio.wait(unfinished, timeout=30)
-        if self._processor is not None:  # outcomes recorded, not yet seen on the log
-            await self._processor.writes.drain(SEEN_ON_STOP_S)
+        if self._writes is not None:  # outcomes recorded, not yet seen on the log
+            await self._writes.drain(SEEN_ON_STOP_S)
         await self._close()
         log.info("worker.stopped", interrupted=len(unfinished))
 
