@@ -216,22 +216,8 @@ class AttemptProcessor:
         if isinstance(decision, Rejected):
             await self._reject(message, decision.reason)
             return None
-        self.claims.expect(claim)
-        sighting: Sighting | None = None
-        try:
-            sighting = await self.recorder.record_once(decision, claim)
-        except TRANSIENT as err:
-            landed = await self._start_landed(message, delivery, claim, err)
-            await self._settle_held(message, Ack() if landed else Requeue())
-            if not landed:
-                self.claims.forget(claim)
-                return None
-        else:
-            try:
-                await self.settler.settle(message, Ack())
-            except TRANSIENT as err:
-                log.warning("work.ack_lost", execution_id=work.execution_id, error=repr(err))
-        if not await self._won(delivery, decision, claim, sighting):
+        landed, sighting = await self._record_start(message, delivery, decision, claim)
+        if not landed or not await self._won(delivery, decision, claim, sighting):
             return None
         lateness = None if delivery.due_at is None else now.timestamp() - delivery.due_at
         if self.metrics is not None:
@@ -240,6 +226,30 @@ class AttemptProcessor:
             "attempt.started", execution_id=work.execution_id, attempt=number, lateness_s=lateness
         )
         return running
+
+    async def _record_start(
+        self,
+        message: AbstractIncomingMessage,
+        delivery: Delivery,
+        start: tuple[Event, ...],
+        claim: str,
+    ) -> tuple[bool, Sighting | None]:
+        """Publish the start (one try) and settle the delivery: whether the start is on
+        the log (or its confirm was lost and the log shows it), and its sighting."""
+        self.claims.expect(claim)
+        try:
+            sighting = await self.recorder.record_once(start, claim)
+        except TRANSIENT as err:
+            landed = await self._start_landed(message, delivery, claim, err)
+            await self._settle_held(message, Ack() if landed else Requeue())
+            if not landed:
+                self.claims.forget(claim)
+            return landed, None
+        try:
+            await self.settler.settle(message, Ack())
+        except TRANSIENT as err:
+            log.warning("work.ack_lost", execution_id=delivery.work.execution_id, error=repr(err))
+        return True, sighting
 
     async def _settle_held(self, message: AbstractIncomingMessage, outcome: Ack | Requeue) -> None:
         """Settle a delivery whose start went unconfirmed, if its channel still holds it.
