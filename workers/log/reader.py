@@ -249,7 +249,8 @@ async def stream_channel(connection: AbstractRobustConnection) -> AbstractChanne
 
 
 async def _tail_of(queue: AbstractQueue) -> dict[int, str | None]:
-    """The log's last chunk, as offset -> message id, read on ``queue``'s channel."""
+    """The log's last chunk, as offset -> message id, read on ``queue``'s channel (see
+    ``tail_offset``)."""
     tail: dict[int, str | None] = {}
     arrived = asyncio.Event()
 
@@ -275,22 +276,10 @@ async def tail_offset(connection: AbstractRobustConnection, names: Names) -> int
     under constant load there is no pause, and a tail a little later than the
     call is as good. Replays then stop there instead of guessing from silence.
     """
-    highest = -1
-    arrived = asyncio.Event()
-
-    def note(entry: Entry) -> None:
-        nonlocal highest
-        highest = max(highest, entry.offset)
-        arrived.set()
-
     channel = await stream_channel(connection)
-    follower = LogFollower(channel, names, note)
-    await follower.start("last")
     try:
-        await until_quiet(arrived, TAIL_FIRST_S, TAIL_QUIET_S, TAIL_MAX_S)
-        return highest
+        return max(await _tail_of(await passive_queue(channel, names.events)), default=-1)
     finally:
-        await follower.stop()
         await channel.close()
 
 
