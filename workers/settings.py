@@ -69,7 +69,6 @@ class Settings(BaseModel):
     concurrency: int = Field(default=8, ge=1, le=10_000)
     prefetch: int | None = Field(default=None, ge=1, le=65_535)
     delivery_limit: int = Field(default=5, ge=1)
-    claim_horizon_s: float = Field(default=120.0, gt=0, le=86_400)
     stream_max_age: str = Field(default="7D", pattern=r"^\d+[YMDhms]$")
     worker_id: str = Field(default_factory=default_worker_id)
     heartbeat_s: float = Field(default=1.0, gt=0, le=60)

@@ -14,12 +14,15 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from ricochet.contracts import Event
+from ricochet.contracts import Event, event_id
+from ricochet.workers.amqp.broker import connect, publishing_channel
 from ricochet.workers.amqp.topology import Names, declare_core, declare_queue, work_queue
 from ricochet.workers.log.history import read_events
+from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.runtime.tasks import Task
 from ricochet.workers.runtime.worker import Worker
 from ricochet.workers.settings import Settings
+from tests.unit import builders
 
 
 @asynccontextmanager
@@ -135,3 +138,45 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         "RICOCHET_NAMESPACE": settings.namespace,
         **extra,
     }
+
+
+def opening(execution_id: str, attempt: int, target: str) -> list[Event]:
+    """What the log holds when ``attempt`` is open: its request, and for a retry the
+    attempts before it, started, failed and scheduled again."""
+    events: list[Event] = [
+        builders.requested(0).model_copy(
+            update={
+                "execution_id": execution_id,
+                "event_id": event_id(execution_id, 0, "requested"),
+                "target": target,
+                "args": (),
+                "kwargs": {},
+            }
+        )
+    ]
+    for earlier in range(1, attempt):
+        for made, kind in (
+            (builders.started(earlier, earlier), "started"),
+            (builders.failed(earlier, earlier), "failed"),
+            (builders.retry_scheduled(earlier, earlier, 0), "retry"),
+        ):
+            fields = {
+                "execution_id": execution_id,
+                "event_id": event_id(execution_id, earlier, kind),
+            }
+            events.append(made.model_copy(update=fields))
+    return events
+
+
+async def record_opening(
+    settings: Settings, execution_id: str, attempt: int = 1, target: str = "t.counted"
+) -> None:
+    """Record (as a requester and earlier workers would have) what opens ``attempt``."""
+    connection = await connect(settings, "test")
+    try:
+        channel = await publishing_channel(connection)
+        names = await declare_core(channel, settings)
+        recorder = await EventRecorder.open(channel, names)
+        await recorder.record(opening(execution_id, attempt, target))
+    finally:
+        await connection.close()

@@ -205,3 +205,16 @@ async def counted() -> str:
 
 
 ALL.append(counted)
+
+
+@task(name="t.counted_once")
+async def counted_once() -> str:
+    """``t.counted`` at most once (``retries=0``): what copies of old work must never rerun."""
+    context = current_attempt()
+    assert context is not None
+    key = (context.execution_id, context.attempt)
+    RUNS[key] = RUNS.get(key, 0) + 1
+    return "once"
+
+
+ALL.append(counted_once)

@@ -166,7 +166,7 @@ async def cancel_while_running(client: Client, worker: Worker, outcome: str) -> 
     assert (Status.RUNNING, 2) == (state.status, state.cancel_from)
     claims = worker._claims
     assert claims is not None
-    await eventually(lambda: claims.started(handle.id, 2))  # the worker's book read the cancel
+    await eventually(lambda: claims.claimed(handle.id, 2))  # the worker's book read the cancel
     RELEASE[handle.id].set()
     return handle.id
 

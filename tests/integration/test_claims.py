@@ -1,8 +1,10 @@
-"""One attempt, one run, whatever the broker did (SPEC 7.8).
+"""One attempt, one run, whatever the broker did (SPEC 7.8, 7.11).
 
 Copies of a work message (a re-publish after a lost confirm, a recovery, a
 redelivery, or the same message simply published again) each record a start;
 the first start of the attempt in log order wins, and only its try runs the body.
+The attempt must be open on the log (requested, or a retry scheduled) for any copy
+to try at all.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
-from tests.integration.harness import bind_target, eventually, log_events, running_worker
+from tests.integration.harness import (
+    bind_target,
+    eventually,
+    log_events,
+    record_opening,
+    running_worker,
+)
 
 COPIES = 20
 
@@ -64,6 +72,7 @@ async def run_copies_on_two_workers(
     """
     await bind_target(settings, "t.counted")
     execution_id = uuid.uuid4().hex
+    await record_opening(settings, execution_id, attempt)
     work = WorkMessage(execution_id=execution_id, target="t.counted", args=(), kwargs={})
     headers = {ATTEMPT_HEADER: attempt, REQUESTED_AT_HEADER: now_ms(), DUE_AT_HEADER: now_ms()}
     if queued_before:

@@ -9,11 +9,12 @@ import uuid
 import pytest
 
 from ricochet.contracts import AttemptStarted, Event, ExecutionRequested
+from ricochet.engine.claims import Copy
 from ricochet.workers.amqp.broker import connect, publishing_channel
 from ricochet.workers.amqp.topology import declare_core
 from ricochet.workers.log.history import read_entries
 from ricochet.workers.log.recorder import EventRecorder
-from ricochet.workers.log.started import StartedLookup
+from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.settings import Settings
 from tests.unit.builders import requested, started
 
@@ -74,14 +75,18 @@ async def test_a_claim_is_found_on_the_log_and_a_lost_one_is_not(settings: Setti
         names = await declare_core(channel, settings)
         recorder = await EventRecorder.open(channel, names)
         mine, other = uuid.uuid4().hex, uuid.uuid4().hex
-        await asyncio.gather(
-            recorder.record_once([start(mine)], claim="claim-mine"),
-            recorder.record([request(other)]),
-        )
-        lookup = StartedLookup(connection, names)
-        assert await lookup.was_recorded("claim-mine", None)
-        assert not await lookup.was_recorded("claim-never-published", None)
-        assert await lookup.was_started(mine, 1, None)
-        assert not await lookup.was_started(other, 1, None)
+        await recorder.record([request(mine), request(other)])
+        book = ClaimBook(connection, names)
+        await book.start()
+        book.expect("claim-mine", mine, 1)
+        book.expect("claim-never-published", other, 1)
+        mine_start = start(mine).model_copy(update={"claim": "claim-mine"})
+        await recorder.record_once([mine_start], claim="claim-mine")
+        assert await book.read_to_now(asyncio.get_running_loop().time(), 30)
+        assert book.read("claim-mine")
+        assert not book.read("claim-never-published")
+        assert Copy.DROP is book.attempts.judge(mine, 1, read_to_now=True)
+        assert Copy.TRY is book.attempts.judge(other, 1, read_to_now=True)
+        await book.stop()
     finally:
         await connection.close()

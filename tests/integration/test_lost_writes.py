@@ -27,7 +27,7 @@ from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
-from tests.integration.harness import eventually, log_events, running_worker
+from tests.integration.harness import eventually, log_events, record_opening, running_worker
 
 SLOW_RUNS: dict[str, int] = {}
 
@@ -139,11 +139,13 @@ async def test_starts_the_log_lost_are_claimed_again_once_a_later_write_proves_i
     claims): every body runs once. Without it, they would wait a minute and not run."""
     async with running_worker(settings, tasks.ALL) as worker:
         cut = [uuid.uuid4().hex for _ in range(3)]
+        later = uuid.uuid4().hex
+        for execution_id in [*cut, later]:
+            await record_opening(settings, execution_id)
         async with log_cut_off(settings) as lost:
             await publish_work(settings, cut)
             await eventually(lambda: writes_lost(lost), timeout=10)
             await asyncio.sleep(0.5)
-        later = uuid.uuid4().hex
         await publish_work(settings, [later])
         await eventually(lambda: ended(settings, [*cut, later], "attempt_succeeded"), timeout=20)
         assert worker._witness.lost >= 1, "the later start must have proved the others lost"

@@ -18,15 +18,16 @@ import orjson
 
 from ricochet.contracts import decode_batch, decode_event
 from ricochet.engine import project
+from ricochet.engine.claims import Copy
 from ricochet.workers.amqp.broker import connect
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.client import Client
 from ricochet.workers.log.history import read_entries
 from ricochet.workers.log.reader import Entry, tail_offset
-from ricochet.workers.log.started import StartedLookup
 from ricochet.workers.read import api
 from ricochet.workers.read.projector import Projector
 from ricochet.workers.read.store import STATE
+from ricochet.workers.runtime.claims import ClaimBook
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.harness import eventually, running_worker
@@ -95,12 +96,14 @@ async def test_an_unreadable_last_message_hides_nothing(settings: Settings, clie
         connection = await connect(settings, "test")
         try:
             tail = await tail_offset(connection, Names(settings.namespace))
-            lookup = StartedLookup(connection, Names(settings.namespace))
-            started = [
-                await lookup.was_started(ok.id, 1, None),
-                await lookup.was_started(flaky.id, 3, None),
-                await lookup.was_started(ok.id, 2, None),
+            book = ClaimBook(connection, Names(settings.namespace))
+            await book.start()
+            verdicts = [
+                book.attempts.judge(execution_id, attempt, read_to_now=True)
+                for execution_id, attempt in ((ok.id, 1), (flaky.id, 3), (uuid.uuid4().hex, 1))
             ]
+            read_past_it = book.read_to >= tail
+            await book.stop()
         finally:
             await connection.close()
         # Then the tail is the bad message, which is kept with its reason and no events
@@ -111,8 +114,9 @@ async def test_an_unreadable_last_message_hides_nothing(settings: Settings, clie
             "OverflowError" in str(last.unreadable),
         )
         assert [(e.offset, e.events) for e in before] == [(e.offset, e.events) for e in readable]
-        # and the at-most-once look-up still sees the starts before it
-        assert [True, True, False] == started
+        # and a worker's claim book reads past it and still knows what came before it
+        assert read_past_it
+        assert [Copy.DROP, Copy.DROP, Copy.NOT_OPEN] == verdicts
 
         # When a person replays and asks for status
         code, replayed, err = await ricochet(settings, "replay", "--json")

@@ -53,7 +53,7 @@ from ricochet.engine import (
     run,
 )
 from ricochet.engine.cancel import with_cancel_from
-from ricochet.engine.claims import Copy, cancel_floor, earliest_start, judge_copy
+from ricochet.engine.claims import Copy
 from ricochet.engine.recovery import scheduled_retry
 from ricochet.errors import BadMessage, LimitExceeded
 from ricochet.workers.amqp.broker import TRANSIENT
@@ -62,7 +62,6 @@ from ricochet.workers.delivery.acks import still_held
 from ricochet.workers.delivery.disposition import Ack, DeadLetter, Requeue, Retry
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.recorder import EventRecorder
-from ricochet.workers.log.started import StartedLookup
 from ricochet.workers.log.witness import Sighting
 from ricochet.workers.logs import get_logger
 from ricochet.workers.observe.metrics import AttemptMetrics
@@ -83,6 +82,10 @@ CLAIM_VERDICT_S = 60.0
 """How long a try waits to see its own start on the log before giving up running."""
 START_VERIFY_S = 300.0
 """How long a worker keeps trying to learn whether an unconfirmed start reached the log."""
+NOT_OPEN = (
+    "no open attempt on the event log for this work message: its execution was never "
+    "requested, or has ended, or this attempt was never scheduled"
+)
 
 
 @dataclass(slots=True)
@@ -96,7 +99,6 @@ class AttemptProcessor:
     worker_id: str
     clock: Clock
     running: RunningAttempts
-    started: StartedLookup
     claims: ClaimBook
     accepting: Callable[[], bool]
     children: ChildService | None = None
@@ -131,28 +133,22 @@ class AttemptProcessor:
         await self.settler.settle(message, DeadLetter(reason))
 
     async def _already_started(self, message: AbstractIncomingMessage, delivery: Delivery) -> bool:
-        """A copy of an attempt the log says was claimed (started, or cancelled): someone
-        owns it, drop this copy.
-
-        The claim book answers for attempts that cannot have been claimed before it
-        began following the log (nearly all); older ones are looked up on the log.
-        """
+        """Settle a delivery whose attempt may not be tried: claimed already (started, or
+        cancelled), or not open on the log at all (never requested, or ended). The book
+        decides from the log alone (``runtime.claims``); nothing in the message counts."""
         work, number = delivery.work, delivery.attempt
-        published = message.timestamp
-        earliest = earliest_start(number, delivery.due_at, delivery.requested_at_ms, published)
-        floor = cancel_floor(number, delivery.requested_at_ms, published)
-        covered = self.claims.covers(earliest, floor)
-        verdict = judge_copy(covered, self.claims.started(work.execution_id, number))
+        verdict = await self.claims.judge(work.execution_id, number, delivery.arrived)
         if verdict is Copy.TRY:
             return False
-        if verdict is Copy.ASK_LOG and not await self.started.was_started(
-            work.execution_id, number, published, known_after=self.claims.known_since
-        ):
-            return False
-        log.warning(  # a redelivery of a started attempt, or a copy a cancel pre-empted
-            "work.claimed_already", execution_id=work.execution_id, attempt=number
-        )
-        await self.settler.settle(message, Ack())
+        bound = log.bind(execution_id=work.execution_id, attempt=number)
+        if verdict is None:
+            bound.warning("work.log_unread")  # the log could not be read to its end in time
+            await self._settle_held(message, Requeue())
+        elif verdict is Copy.NOT_OPEN:
+            await self._reject(message, NOT_OPEN)
+        else:  # a redelivery of a claimed attempt, a copy a cancel pre-empted or ended
+            bound.warning("work.claimed_already")
+            await self.settler.settle(message, Ack())
         return True
 
     async def _attempt(
@@ -236,7 +232,7 @@ class AttemptProcessor:
     ) -> tuple[bool, Sighting | None]:
         """Publish the start (one try) and settle the delivery: whether the start is on
         the log (or its confirm was lost and the log shows it), and its sighting."""
-        self.claims.expect(claim)
+        self.claims.expect(claim, delivery.work.execution_id, delivery.attempt)
         try:
             sighting = await self.recorder.record_once(start, claim)
         except TRANSIENT as err:
@@ -302,20 +298,20 @@ class AttemptProcessor:
         After the reconnect, the log is settled: the broker either took the
         publish before the connection closed (and requeued the message after it),
         or dropped it. The next holder of the message reads the same log, so
-        exactly one of us runs the body. The claim's own message id is looked
-        for, not the start's event id, which the next holder's start shares.
+        exactly one of us runs the body. This try's own claim is looked for, not
+        the start's event id, which the next holder's start shares.
         """
         work = delivery.work
         log.warning("attempt.start_unconfirmed", execution_id=work.execution_id, error=repr(err))
         deadline = time.monotonic() + START_VERIFY_S
-        while time.monotonic() < deadline:
-            try:
-                landed = await self.started.was_recorded(claim, message.timestamp)
-            except (*TRANSIENT, RuntimeError):
-                await asyncio.sleep(0.5)
-                continue
-            log.warning("attempt.start_verified", execution_id=work.execution_id, on_the_log=landed)
-            return landed
+        while (remaining := deadline - time.monotonic()) > 0:
+            if await self.claims.read_to_now(time.monotonic(), remaining):
+                landed = self.claims.read(claim)
+                log.warning(
+                    "attempt.start_verified", execution_id=work.execution_id, on_the_log=landed
+                )
+                return landed
+            await asyncio.sleep(0.5)
         return False
 
     async def _finish(
@@ -333,7 +329,7 @@ class AttemptProcessor:
         after this attempt was declared lost): no retry is recorded or published then.
         """
         number, target = delivery.attempt, delivery.work.target
-        if self.claims.started(state.execution_id, number + 1):
+        if self.claims.claimed(state.execution_id, number + 1):
             state = with_cancel_from(state, number + 1)
         decision = self._decide(ran, state, number)
         try:

@@ -17,7 +17,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
@@ -25,7 +25,6 @@ from aio_pika.abc import AbstractRobustConnection
 from ricochet.contracts import ExecutionRequested, Json, check_args
 from ricochet.engine import ExecutionState, RequestExecution, Status, project
 from ricochet.engine.children import child_id, reused
-from ricochet.engine.claims import CLOCK_SKEW
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.cancel import Canceller
 from ricochet.workers.client.dispatch import Dispatcher
@@ -35,6 +34,10 @@ from ricochet.workers.clock import Clock
 from ricochet.workers.log.reader import Offset, read_log
 from ricochet.workers.log.recorder import EventRecorder
 from ricochet.workers.runtime.context import AttemptContext
+
+CLOCK_SKEW = timedelta(seconds=30)
+"""Hosts' clocks differ: a parent's request time, written by another host, is trusted
+to within this much when looking for the children of its earlier attempts."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ message (and what it refuses) can be read in one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -30,6 +31,8 @@ class Delivery:
     attempt: int
     due_at: float | None
     requested_at_ms: int | None = None
+    arrived: float = field(default_factory=time.monotonic)
+    """When it was read (monotonic): the log up to then holds whatever it is a copy of."""
 
 
 def parse(message: AbstractIncomingMessage, limits: Limits = DEFAULT_LIMITS) -> Delivery:

@@ -27,7 +27,6 @@ from ricochet.workers.delivery.acks import RunAcker
 from ricochet.workers.delivery.settle import Settler
 from ricochet.workers.log.reader import tail_offset
 from ricochet.workers.log.recorder import EventRecorder
-from ricochet.workers.log.started import StartedLookup
 from ricochet.workers.log.witness import Witness
 from ricochet.workers.logs import get_logger
 from ricochet.workers.observe.metrics import WorkerMetrics
@@ -146,9 +145,7 @@ class Worker:
     ) -> None:
         """The claim book (following the log's starts), the attempt processor and the
         child service: everything a delivery needs before the first one arrives."""
-        claims = self._claims = ClaimBook(
-            connection, names, self.settings.claim_horizon_s, self._clock, witness=self._witness
-        )
+        claims = self._claims = ClaimBook(connection, names, witness=self._witness)
         await claims.start()
         self._processor = AttemptProcessor(
             tasks=self.tasks,
@@ -158,7 +155,6 @@ class Worker:
             worker_id=self.settings.worker_id,
             clock=self._clock,
             running=self._running_attempts,
-            started=StartedLookup(connection, names),
             claims=claims,
             accepting=lambda: self._accepting,
             limits=self.settings.limits,
