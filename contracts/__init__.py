@@ -37,11 +37,16 @@ from ricochet.contracts.failure import ErrorInfo, FailureCause
 from ricochet.contracts.heartbeat import Heartbeat, RunningAttempt
 from ricochet.contracts.limits import (
     DEFAULT_LIMITS,
+    MAX_ATTEMPT,
+    MAX_TIME,
+    MIN_TIME,
     Limits,
     ReadableJson,
     check_args,
     check_json,
     check_result,
+    check_time,
+    check_time_ms,
     check_value,
 )
 from ricochet.contracts.policy import AT_MOST_ONCE, RetryPolicy
@@ -69,7 +74,10 @@ __all__ = [
     "EVENT_ADAPTER",
     "EVENT_TYPES",
     "EXECUTION_HEADER",
+    "MAX_ATTEMPT",
+    "MAX_TIME",
     "MAX_TRIGGER_BYTES",
+    "MIN_TIME",
     "ORIGINAL_BYTES_HEADER",
     "ORIGINAL_SHA256_HEADER",
     "REASON_HEADER",
@@ -114,6 +122,8 @@ __all__ = [
     "check_args",
     "check_json",
     "check_result",
+    "check_time",
+    "check_time_ms",
     "check_value",
     "decode",
     "decode_batch",

@@ -13,7 +13,7 @@ from pydantic import Field, TypeAdapter
 
 from ricochet.contracts.base import UtcDatetime, WireModel
 from ricochet.contracts.failure import ErrorInfo, FailureCause
-from ricochet.contracts.limits import ReadableJson
+from ricochet.contracts.limits import MAX_DELAY_S, ReadableJson
 from ricochet.contracts.policy import RetryPolicy
 from ricochet.contracts.reply import MAX_REPLY_ADDRESS_CHARS
 
@@ -83,7 +83,7 @@ class RetryScheduled(EventBase):
 
     type: Literal["retry_scheduled.v1"] = "retry_scheduled.v1"
     next_attempt: int = Field(ge=2)
-    delay_s: float = Field(ge=0)
+    delay_s: float = Field(ge=0, le=MAX_DELAY_S)
     due_at: UtcDatetime
 
 

@@ -15,6 +15,12 @@ what they are handed against the same numbers the readers accept:
   ``null``, silently changing the value).
 - **Sizes**, in encoded bytes: the arguments of one execution, a result, a
   trigger's body, a heartbeat, and one group-commit stream message.
+- **Times** (SPEC 7.12): every time that comes from outside (an event's or a
+  heartbeat's time, a checkpoint's, a work message's request and due times and
+  AMQP timestamp) lies in ``MIN_TIME .. MAX_TIME``: from 1970 (Unix time 0) up
+  to the end of year 9998. A year of calendar is left above it, so that adding
+  a delay (at most ``MAX_DELAY_S``), a clock skew or a loss window to any time
+  read never overflows ``datetime``; and a retry's delay is bounded by it.
 
 The wire models validate depth and numbers on every parse (``ReadableJson``),
 so a message breaking them is refused at the boundary, by name. Sizes are
@@ -28,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -47,6 +54,19 @@ WORK_ENVELOPE_BYTES = 64 * KIB
 
 MAX_ERROR_CHARS = 16 * KIB
 """An error's message, and separately its traceback, are cut to this many characters."""
+
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest time Ricochet reads or writes: Unix time 0 (AMQP timestamps are unsigned)."""
+MAX_TIME = datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The latest: the end of year 9998, a year short of ``datetime.max``, so arithmetic
+on a time read (a delay, a skew, a window added) stays inside the calendar."""
+MIN_TIME_MS = 0
+MAX_TIME_MS = (MAX_TIME - MIN_TIME) // (MAX_TIME.resolution * 1000)
+"""The same range as integer Unix milliseconds (the work message's time headers)."""
+MAX_DELAY_S = 365 * 24 * 3600.0
+"""The longest delay a retry may wait (one year): within the calendar's spare year."""
+MAX_ATTEMPT = 2**31 - 1
+"""The highest attempt number a header may name (far above any sane policy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +186,31 @@ Target = Annotated[
 ]
 """A target name in a message that is routed by it (trigger, work)."""
 """A user value in a wire model: any JSON within the readers' depth and number limits."""
+
+
+def check_time(value: datetime, what: str = "a time") -> datetime:
+    """``value`` if it is aware and in ``MIN_TIME .. MAX_TIME``; else ``NotReadable``, by name.
+
+    A time at the edge of the calendar can overflow when moved to UTC (``9999-12-31T23:59:59
+    -14:00``): that is out of range too, never an ``OverflowError``.
+    """
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo is not None else None
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not MIN_TIME <= utc <= MAX_TIME:
+        raise NotReadable(f"{what} {value.isoformat()} is outside {_RANGE}")
+    return utc
+
+
+def check_time_ms(value: int, what: str = "a time") -> int:
+    """``value`` (integer Unix milliseconds) if it is in the range; else ``NotReadable``."""
+    if not MIN_TIME_MS <= value <= MAX_TIME_MS:
+        raise NotReadable(f"{what} {value} ms is outside {_RANGE} ({MIN_TIME_MS}..{MAX_TIME_MS})")
+    return value
+
+
+_RANGE = "the range Ricochet reads (1970-01-01 to 9998-12-31, UTC)"
 
 
 def cut(text: str, limit: int = MAX_ERROR_CHARS) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from ricochet.contracts.base import WireModel
+from ricochet.contracts.limits import MAX_DELAY_S
 
 
 class RetryPolicy(WireModel):
@@ -19,8 +20,10 @@ class RetryPolicy(WireModel):
     """
 
     retries: int = Field(default=0, ge=0)
-    delay_min: float = Field(default=0.0, ge=0)
-    delay_max: float = Field(default=0.0, ge=0)
+    delay_min: float = Field(default=0.0, ge=0, le=MAX_DELAY_S)
+    delay_max: float = Field(default=0.0, ge=0, le=MAX_DELAY_S)
+    """Delays are bounded (``contracts.limits.MAX_DELAY_S``) so that a retry's due time,
+    its failure's time plus its delay, stays inside the calendar (SPEC 7.12)."""
 
     @model_validator(mode="after")
     def _range_is_ordered(self) -> RetryPolicy:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from numbers import Real
 
+from ricochet.contracts.limits import MAX_DELAY_S
 from ricochet.contracts.policy import RetryPolicy
 from ricochet.errors import InvalidRetryPolicy
 
@@ -21,6 +22,8 @@ def _number(task_name: str, value: object, whole: object, what: str) -> float:
         raise InvalidRetryPolicy(task_name, whole, f"{what} must be finite")
     if number < 0:
         raise InvalidRetryPolicy(task_name, whole, f"{what} must be >= 0")
+    if number > MAX_DELAY_S:
+        raise InvalidRetryPolicy(task_name, whole, f"{what} must be <= {MAX_DELAY_S:g} s (a year)")
     return number
 
 

@@ -31,9 +31,17 @@ class Loss:
     """The execution once ``events`` are folded in."""
 
 
-def work_of(state: ExecutionState) -> WorkMessage:
-    """The work message of an execution, rebuilt from its ``ExecutionRequested``."""
-    assert state.target is not None, "an execution with no request in the log"
+NO_REQUEST = "no execution_requested on the log: its work (target, arguments) cannot be rebuilt"
+"""Why the supervisor cannot re-publish the work of an execution it knows only from its
+attempts: a forged work message, or one whose request the log no longer holds."""
+
+
+def work_of(state: ExecutionState) -> WorkMessage | None:
+    """The work message of an execution, rebuilt from its ``ExecutionRequested``; None
+    when the log holds none (``NO_REQUEST``). The log is input like any other: what it
+    lacks is reported by the caller, never asserted on."""
+    if state.target is None:
+        return None
     return WorkMessage(
         execution_id=state.execution_id,
         target=state.target,

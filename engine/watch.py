@@ -24,11 +24,18 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from ricochet.contracts import EVENT_ADAPTER, Event, ReplyRequested, decode_event, encode_json
+from ricochet.contracts import (
+    EVENT_ADAPTER,
+    Event,
+    ReplyRequested,
+    check_time,
+    decode_event,
+    encode_json,
+)
 from ricochet.engine.keys import KeyWindow, key_digest
 from ricochet.engine.live import Live, RawEvent
 from ricochet.engine.projection import Projection
@@ -105,13 +112,13 @@ def kind_of(raw: RawEvent) -> Kind | None:
 
 def as_time(value: object) -> datetime | None:
     """An event time as written (ISO 8601, with its zone), in UTC; None if it is not one
-    or cannot be one (a time at the edge of the calendar overflows when moved to UTC)."""
+    or is outside the range every reader shares (``contracts.limits``: a time at the edge
+    of the calendar would overflow when moved to UTC, or when a window is added)."""
     if not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-        return None if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return check_time(datetime.fromisoformat(value))
+    except ValueError:  # not ISO 8601, or NotReadable: out of range
         return None
 
 

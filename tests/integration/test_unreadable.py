@@ -4,6 +4,8 @@ An event whose time overflows when turned into UTC raised ``OverflowError``
 from the decoder, which the log reader did not catch: as the last message on
 the stream it made the tail -1, so replay showed nothing, status found no
 events and the at-most-once look-up said an attempt that had run had not.
+Such a time is now outside the range every reader shares (``contracts.limits``)
+and refused by name, at either end of the calendar (SPEC 7.12).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import uuid
 import aio_pika
 import aiohttp
 import orjson
+import pytest
 
 from ricochet.contracts import decode_batch, decode_event
 from ricochet.engine import project
@@ -35,6 +38,7 @@ from tests.integration.test_cli import ricochet
 from tests.integration.test_durable_projector import free_port
 
 OVERFLOWING_AT = "0001-01-01T00:00:00+01:00"
+OUT_OF_RANGE = "is outside the range Ricochet reads (1970-01-01 to 9998-12-31, UTC)"
 BIG = 2**70
 
 
@@ -63,11 +67,9 @@ async def publish_raw(settings: Settings, body: bytes) -> None:
         await connection.close()
 
 
-def overflowing_message() -> bytes:
+def overflowing_message(at: str = OVERFLOWING_AT) -> bytes:
     """A well-formed request but for its time, which cannot be turned into UTC."""
-    request = event_json(
-        "execution_requested.v2", uuid.uuid4().hex, 0, OVERFLOWING_AT, target="t.ok"
-    )
+    request = event_json("execution_requested.v2", uuid.uuid4().hex, 0, at, target="t.ok")
     return f"[{request}]".encode()
 
 
@@ -75,7 +77,10 @@ def ids(lines: str) -> list[str]:
     return [orjson.loads(line)["event_id"] for line in lines.strip().splitlines()]
 
 
-async def test_an_unreadable_last_message_hides_nothing(settings: Settings, client: Client) -> None:
+@pytest.mark.parametrize("at", [OVERFLOWING_AT, "9999-12-31T23:59:59-14:00"])
+async def test_an_unreadable_last_message_hides_nothing(
+    settings: Settings, client: Client, at: str
+) -> None:
     """Given executions on the log and an overflowing-time message published last,
     when the log is read, replayed, folded and asked about starts,
     then everything readable is there, and the bad message is counted with its offset."""
@@ -87,7 +92,7 @@ async def test_an_unreadable_last_message_hides_nothing(settings: Settings, clie
             flaky = await client.submit("t.twice_then_ok")
             await asyncio.gather(ok.wait(timeout=30), flaky.wait(timeout=30))
         before = await read_entries(settings)
-        await publish_raw(settings, overflowing_message())
+        await publish_raw(settings, overflowing_message(at))
 
         # When the log is read
         entries = await read_entries(settings)
@@ -111,7 +116,7 @@ async def test_an_unreadable_last_message_hides_nothing(settings: Settings, clie
         assert (bad, (), True) == (
             last.offset,
             last.events,
-            "OverflowError" in str(last.unreadable),
+            OUT_OF_RANGE in str(last.unreadable),
         )
         assert [(e.offset, e.events) for e in before] == [(e.offset, e.events) for e in readable]
         # and a worker's claim book reads past it and still knows what came before it
@@ -125,7 +130,9 @@ async def test_an_unreadable_last_message_hides_nothing(settings: Settings, clie
         events = [e for entry in before for e in entry.events]
         assert (0, [e.event_id for e in events]) == (code, ids(replayed))
         assert "warning: 1 message(s) could not be read" in err
-        assert f"offset {bad} (OverflowError: date value out of range)" in err
+        assert f"offset {bad} (0.execution_requested.v2.at: Value error, a time" in err
+        assert OUT_OF_RANGE in err
+        assert "OverflowError" not in err
         assert 0 == status_code
         assert "succeeded  (1 attempt)" in timeline
 

@@ -29,6 +29,7 @@ class _Supervisor:
     active = True
     takeovers = 1
     attempts_lost = 0
+    unrecoverable = 0
     log_lag: int | None = 0
     trigger_counts = {"started": 1}  # noqa: RUF012 - a stand-in, read only
 

@@ -75,6 +75,7 @@ def test_an_attempt_that_already_ended_is_not_lost() -> None:
 def test_the_work_message_is_rebuilt_from_the_request() -> None:
     work = work_of(fold([b.requested(0)]))
 
+    assert work is not None
     assert (b.EXECUTION, b.TARGET, (42,), {"currency": "EUR"}) == (
         work.execution_id,
         work.target,

@@ -14,13 +14,18 @@ OVERFLOWING = (
     b'[{"type":"execution_requested.v2","event_id":"e","execution_id":"x","attempt":0,'
     b'"at":"0001-01-01T00:00:00+01:00","target":"t"}]'
 )
+OUT_OF_RANGE = (
+    "execution_requested.v2.at: Value error, a time 0001-01-01T00:00:00+01:00 is outside"
+    " the range Ricochet reads (1970-01-01 to 9998-12-31, UTC)"
+)
 
 
 def test_any_decoding_exception_skips_the_message_and_keeps_its_place() -> None:
-    """Given a message whose time overflows in UTC (OverflowError, not a DecodeError),
-    when it is read, then it has no events, its offset and claims, and the reason."""
+    """Given a message whose time overflows in UTC (it raised OverflowError, before the
+    shared time range refused it by name), when it is read, then it has no events, its
+    offset and claims, and the reason."""
     entry = _entry(41, OVERFLOWING, "m-1", frozenset({"claim"}))
-    reason = "OverflowError: date value out of range"
+    reason = f"0.{OUT_OF_RANGE}; body: Tuple should have at least 1 item after validation, not 0"
     assert Entry(41, (), "m-1", frozenset({"claim"}), reason, len(OVERFLOWING)) == entry
 
 
@@ -40,7 +45,7 @@ def test_an_export_with_a_bad_line_reads_the_rest_and_names_the_line(tmp_path: P
     selection = Selection()
     picked = list(selection.pick(read_file(export)))
     assert list(FAIL_THEN_SUCCEED[:2]) == picked
-    assert ["line 2: not a valid event: OverflowError: date value out of range"] == [
+    assert [f"line 2: not a valid event: {OUT_OF_RANGE}"] == [
         entry.unreadable for entry in selection.skipped
     ]
     expected = "warning: 1 line(s) could not be read and were skipped (see above)"

@@ -17,8 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ricochet.contracts import DEFAULT_LIMITS, Event, ExecutionRequested, decode_event, encode
-from ricochet.errors import BadLogLine, BadPosition
+from ricochet.contracts import (
+    DEFAULT_LIMITS,
+    MIN_TIME,
+    Event,
+    ExecutionRequested,
+    check_time,
+    decode_event,
+    encode,
+)
+from ricochet.errors import BadLogLine, BadPosition, NotReadable
 from ricochet.workers.log.reader import Entry, Offset, unreadable_reason
 
 Position = int | datetime | str
@@ -48,10 +56,19 @@ def parse_position(text: str, now: datetime) -> Position:
         try:
             if len(amount) > 18:  # int() refuses 4,300 digits and more: say why first
                 raise OverflowError
-            return now - timedelta(**{UNITS[unit]: int(amount)})
+            return _in_range(now - timedelta(**{UNITS[unit]: int(amount)}), text)
         except OverflowError:
             raise BadPosition(f"{_shown(text)} reaches back before year 1") from None
     return parse_time(text)
+
+
+def _in_range(moment: datetime, text: str) -> datetime:
+    """A time the log can hold (``contracts.limits``): the broker takes a stream position
+    as an unsigned Unix time, so one before 1970 cannot even be asked for."""
+    try:
+        return check_time(moment, _shown(text))
+    except NotReadable as err:
+        raise BadPosition(str(err)) from None
 
 
 def _shown(text: str, most: int = 40) -> str:
@@ -68,11 +85,8 @@ def parse_time(text: str) -> datetime:
             f"{_shown(text)} is not first, an offset, an ISO time or an interval like 10m"
         ) from err
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        moment.astimezone(UTC)
-    except OverflowError:
-        raise BadPosition(f"{_shown(text)} is out of range in UTC") from None
+        moment = moment.replace(tzinfo=UTC)
+    _in_range(moment, text)
     return moment
 
 
@@ -83,10 +97,8 @@ def stream_offset(position: Position) -> Offset:
     """What to ask the broker for. For a time, a minute earlier in whole seconds: the broker
     attaches at a chunk boundary, and events are checked against the time here anyway."""
     if isinstance(position, datetime):
-        try:
-            return (position - CHUNK_MARGIN).replace(microsecond=0)
-        except OverflowError:  # within a minute of year 1: nothing is older
-            return "first"
+        earlier = (position - CHUNK_MARGIN).replace(microsecond=0)
+        return "first" if earlier < MIN_TIME else earlier  # nothing is older than 1970
     return position
 
 

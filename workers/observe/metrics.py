@@ -175,6 +175,9 @@ class SupervisorView(Protocol):
     attempts_lost: int
 
     @property
+    def unrecoverable(self) -> int: ...
+
+    @property
     def log_lag(self) -> int | None: ...
 
     @property
@@ -201,6 +204,11 @@ class SupervisorCollector(Collector):
             "ricochet_supervisor_attempts_lost",
             "Attempts this supervisor recorded as worker_lost (their workers fell silent)",
             supervisor.attempts_lost,
+        )
+        yield _counter(
+            "ricochet_supervisor_unrecoverable",
+            "Executions whose work the log cannot rebuild (no request): reported and left",
+            supervisor.unrecoverable,
         )
         triggers = CounterMetricFamily(
             "ricochet_triggers", "Triggers taken, by result", labels=["result"]

@@ -24,7 +24,7 @@ from ricochet.engine import (
     Status,
     run,
 )
-from ricochet.engine.recovery import judge_loss, work_of
+from ricochet.engine.recovery import NO_REQUEST, judge_loss, work_of
 from ricochet.errors import DecodeError
 from ricochet.workers.clock import Clock
 from ricochet.workers.delivery.disposition import Retry
@@ -46,6 +46,8 @@ class Recovery:
         self._recorder = recorder
         self._settler = settler
         self._clock = clock
+        self.unrecoverable = 0
+        """Executions the log cannot rebuild the work of, reported and left (for the metrics)."""
 
     async def lose(
         self, state: ExecutionState, attempt: int, worker: str | None, supervisor: str
@@ -57,10 +59,10 @@ class Recovery:
             return ()
         await self._recorder.record(loss.events)
         log.warning("attempt.lost", execution_id=state.execution_id, attempt=attempt, worker=worker)
-        if loss.retry is not None:
-            body = encode(work_of(state))
+        work = work_of(state)
+        if loss.retry is not None and work is not None:  # a retry needs a request: see judge_loss
             await self._settler.schedule(
-                Retry.scheduled(loss.retry, body, state.target or "", _ms(state))
+                Retry.scheduled(loss.retry, encode(work), work.target, _ms(state))
             )
         elif loss.poison:
             await self._park_poison(loss.after)
@@ -70,26 +72,47 @@ class Recovery:
         """Every attempt lost its worker: likely poison. Park its work for a person to see."""
         reason = f"poison: all {len(state.attempts)} attempts lost their worker"
         work = work_of(state)
+        if work is None:
+            self.report(state, NO_REQUEST)
+            return
         await self._settler.park(encode(work), work.target, reason, "supervisor")
         log.error("execution.poison", execution_id=state.execution_id, reason=reason)
 
     async def republish(self, state: ExecutionState) -> None:
-        """A retry recorded as scheduled whose message never reached a queue."""
-        assert state.next_due_at is not None
+        """A retry recorded as scheduled whose message never reached a queue. One the log
+        cannot rebuild is reported and left: the supervisor offers each lost retry once."""
+        work = work_of(state)
+        if work is None or state.next_due_at is None:
+            self.report(state, NO_REQUEST if work is None else "its retry has no due time")
+            return
         log.warning(
             "retry.republished", execution_id=state.execution_id, attempt=state.next_attempt
         )
-        body = encode(work_of(state))
         retry = Retry(
-            body, work_of(state).target, state.next_attempt, 0.0, state.next_due_at, _ms(state)
+            encode(work), work.target, state.next_attempt, 0.0, state.next_due_at, _ms(state)
         )
         await self._settler.schedule(retry)
+
+    def report(self, state: ExecutionState, reason: str) -> None:
+        """What the log does not let the supervisor recover: said once, counted, and left
+        as it is for a person (``ricochet status`` shows it); nothing is recorded for it."""
+        self.unrecoverable += 1
+        log.warning(
+            "execution.unrecoverable",
+            execution_id=state.execution_id,
+            status=state.status.value,
+            next_attempt=state.next_attempt,
+            reason=reason,
+        )
 
     async def redispatch(self, state: ExecutionState) -> tuple[Event, ...]:
         """A request whose work never reached a worker (its requester died between the
         two): publish its first attempt now. A copy, if the first did arrive after all,
         steps back at its start claim. A target nobody serves ends the execution."""
         work = work_of(state)
+        if work is None:
+            self.report(state, NO_REQUEST)
+            return ()
         log.warning("execution.redispatched", execution_id=state.execution_id)
         first = Retry(encode(work), work.target, 1, 0.0, self._clock(), _ms(state))
         try:

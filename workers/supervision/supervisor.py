@@ -118,6 +118,11 @@ class Supervisor:
         return max(self.stream_tail - read, 0)
 
     @property
+    def unrecoverable(self) -> int:
+        """Executions whose work the log could not rebuild: reported and left (``Recovery``)."""
+        return self._recovery.unrecoverable
+
+    @property
     def trigger_counts(self) -> dict[str, int]:
         return dict(self.intake.counts)
 
