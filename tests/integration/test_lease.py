@@ -150,7 +150,7 @@ def lost_retry(target: str, index: int) -> tuple[str, list[Event]]:
             event_id=event_id(execution_id, 1, "started"),
             attempt=1,
             at=now - timedelta(seconds=7),
-            policy=RetryPolicy(retries=1, delay_min=1.0, delay_max=1.0),
+            policy=RetryPolicy(retries=2, delay_min=0.5, delay_max=0.5),
             execution_id=execution_id,
             worker="gone:1",
         ),
@@ -267,7 +267,7 @@ async def test_after_a_cut_one_supervisor_acts_and_a_kill_is_judged_within_a_win
     takes over the supervision: one writer per checkpoint window from the cut on, each
     lost retry re-published once, and the new supervisor's worker SIGKILLed has its
     attempts recorded lost within a loss window and a heartbeat."""
-    for target in ("p.quick", "p.sleepy_once"):
+    for target in ("p.quick", "p.fails_first", "p.sleepy_once"):
         await bind_target(settings, target)
     async with fleet(settings, tmp_path) as workers, submitting(client):
         for _ in range(3):
@@ -275,7 +275,7 @@ async def test_after_a_cut_one_supervisor_acts_and_a_kill_is_judged_within_a_win
         first = await eventually(lambda: active_now(workers), timeout=60)
         taker, cut_at = await cut_until_handed_over(settings, workers, first)
         victim = next(w for w in workers.workers if w.pid == taker)
-        retried = [lost_retry("p.quick", i) for i in range(LOST_RETRIES)]
+        retried = [lost_retry("p.fails_first", i) for i in range(LOST_RETRIES)]
         await record_only(settings, [event for _, events in retried for event in events])
         sleepers = await sleepers_on(client, settings, worker_id(victim))
         await asyncio.sleep(max(0.0, cut_at + OBSERVE_S - time.time()))
