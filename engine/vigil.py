@@ -63,6 +63,25 @@ def take_over_grace(heartbeat_s: float, window_s: float) -> float:
     return min(max(3 * heartbeat_s, window_s / 2), window_s)
 
 
+def outage_at_take_over(
+    now: float, lost_at: float | None, back_at: float | None, standby_s: float
+) -> bool:
+    """Does a take-over at ``now`` belong to an outage of the supervisor's own connection
+    (lost at ``lost_at``, back at ``back_at``; None or earlier: still being restored)?
+
+    Then the broker, or the way to it, was away for the workers too, and those not
+    heard since get time to reconnect (``Attendance.outage``). Only if the lease came
+    with the connection, though: a supervisor that stood by for longer than
+    ``standby_s`` after coming back saw another hold the lease, which heard the workers
+    come back; its take-over follows that one's end, and a worker silent now went
+    silent then (a SIGKILL, say), not in the outage.
+    """
+    if lost_at is None:
+        return False
+    back = now if back_at is None or back_at < lost_at else back_at
+    return now - back <= standby_s
+
+
 @dataclass(slots=True)
 class Attendance:
     """Which workers the supervisor heard from lately, and what a gap in hearing means.

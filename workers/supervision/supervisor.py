@@ -1,10 +1,13 @@
 """The supervisor: turns silence into ``worker_lost`` failures, and dead letters into endings.
 
 Every worker process runs one, but the heartbeat queue has a single active
-consumer, so exactly one supervises at a time; when it dies the broker makes
-another active, which loads the latest checkpoint and reads only the log after
+consumer, so exactly one supervises at a time (``lease``); when it dies the broker
+makes another active, which loads the latest checkpoint and reads only the log after
 it (SPEC section 8). It judges only once it has read the log up to where it
-stood on taking over, and checkpoints every ``checkpoint_s`` from then on.
+stood on taking over, and checkpoints every ``checkpoint_s`` from then on. One that
+loses the lease stands down at once (``supervisor.standing_down``): it stops judging,
+checkpointing, re-publishing and taking triggers, and acts again only after a full
+take-over, when the broker makes it active again.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
@@ -20,11 +23,11 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from ricochet.contracts import Event, Heartbeat, decode
 from ricochet.engine import Status
 from ricochet.engine.keys import KeyWindow
-from ricochet.engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
+from ricochet.engine.vigil import Vigil, take_over_grace, vouched_since
 from ricochet.engine.watch import Watch, as_time, is_start
 from ricochet.errors import DecodeError
 from ricochet.workers.amqp.declaring import ensure_queue
-from ricochet.workers.amqp.topology import Names, dead_watch, supervisor, triggers
+from ricochet.workers.amqp.topology import Names, dead_watch, triggers
 from ricochet.workers.client.dispatch import Dispatcher
 from ricochet.workers.clock import Clock
 from ricochet.workers.delivery.settle import Settler
@@ -35,7 +38,8 @@ from ricochet.workers.settings import Settings
 from ricochet.workers.supervision import checkpoint
 from ricochet.workers.supervision.checkpoint_log import CheckpointLog
 from ricochet.workers.supervision.intake import TriggerIntake
-from ricochet.workers.supervision.reconnects import RECONNECT_WITHIN_S, OwnReconnects
+from ricochet.workers.supervision.lease import Lease
+from ricochet.workers.supervision.reconnects import attendance, attendance_at_take_over
 from ricochet.workers.supervision.recovery import Recovery
 from ricochet.workers.supervision.replies import Replier
 
@@ -65,9 +69,7 @@ class Supervisor:
         self._clock = clock
         self._monotonic = monotonic
         self.watch = Watch(Vigil(settings.loss_window_s), KeyWindow(settings.key_window_s))
-        self.attendance = Attendance(
-            settings.heartbeat_s, settings.loss_window_s, RECONNECT_WITHIN_S
-        )
+        self.attendance = attendance(settings)
         self._settler = settler
         self._recovery = Recovery(settings, recorder, settler, clock)
         self.intake = TriggerIntake(dispatcher, settler, self.watch, clock, settings.worker_id)
@@ -88,7 +90,8 @@ class Supervisor:
         self._reached = asyncio.Event()
         self._catch_up_to = -1
         self._activated_at = 0.0
-        self._reconnects = OwnReconnects(connection)
+        self._lease = Lease(connection, self.names, self, monotonic)
+        self._stopping = False
         self._channels: list[AbstractChannel] = []
         self._follower: RawLogFollower | None = None
         self._judge_task: asyncio.Task[None] | None = None
@@ -128,14 +131,10 @@ class Supervisor:
 
     async def start(self) -> None:
         """Join the heartbeat queue; the broker decides whether this one is active."""
-        channel = await self._connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=500)
-        self._channels.append(channel)
-        queue = await ensure_queue(self._connection, channel, supervisor(self.names))
-        await queue.consume(self._on_heartbeat)
+        await self._lease.start()
 
-    async def _on_heartbeat(self, message: AbstractIncomingMessage) -> None:
-        await message.ack()
+    async def heartbeat(self, message: AbstractIncomingMessage) -> None:
+        """A heartbeat, delivered (and acked) while this process holds the lease."""
         limit = self.settings.max_heartbeat_bytes
         if len(message.body) > limit:
             self.heartbeats_refused += 1
@@ -162,36 +161,47 @@ class Supervisor:
             raise
         except Exception:
             log.exception("supervisor.take_over_failed")
-            await self._stand_down()
-            self.active = False
+            self.stand_down("the take-over failed")
 
-    def _after_own_reconnect(self, now: float) -> None:
-        """This process's connection came back while it supervised: an outage that ends
-        now, for every worker not heard since (``reconnects``)."""
-        if self._reconnects.news():
-            self.attendance.outage(now)
-            self.vigil.restart_clock(now)
+    def stand_down(self, reason: str) -> None:
+        """The lease may have moved (``lease``): stop acting before aio-pika restores
+        anything. Judging, checkpointing and replies are cancelled; the channels of the
+        log, triggers and dead letters closed (the first step of each, run before the
+        lease returns to aio-pika, keeps it from being restored). Only a heartbeat that
+        reaches this process later makes it act again, through a full take-over."""
+        if self._stopping or not self.active:
+            return
+        self.active = False
+        self.caught_up.clear()
+        log.warning("supervisor.standing_down", worker=self.settings.worker_id, reason=reason)
+        for task in (self._activation, self._judge_task, self._checkpoint_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        self._lease.let_go(self._release())
 
-    async def _stand_down(self) -> None:
-        """Undo a take-over that failed half-way, so the next one starts clean."""
+    def _release(self) -> list[Awaitable[object]]:
+        """Everything a take-over opened, to be let go; the take-over state forgotten."""
+        held: list[Awaitable[object]] = [self._replier.stop()]
         if self._follower is not None:
-            await self._follower.stop()
-            self._follower = None
+            held.append(self._follower.stop())
+        held += [channel.close() for channel in self._channels]
+        self._follower, self._channels = None, []
+        self._judge_task = self._checkpoint_task = None
         self._reached.clear()
         self.resumed_from = self.last_checkpoint = self.first_offset_read = None
         self._cadence = checkpoint.Cadence()
+        return held
 
     async def _take_over(self) -> None:
         """Load the latest checkpoint, read the log after it, then judge every heartbeat
         interval, read dead letters and triggers, and checkpoint."""
+        await self._lease.let_go_done()
         self._activated_at = self._monotonic()
         self.takeovers += 1
         log.info("supervisor.active", worker=self.settings.worker_id)
-        if self._reconnects.lately(RECONNECT_WITHIN_S + self.settings.loss_window_s):
-            # came back just now: so are the others (a broker restart, say), and workers
-            # get time to reconnect; a take-over after a supervisor merely died stays quick
-            self.attendance.outage(self._activated_at)
-        self._reconnects.seen()
+        self.attendance = attendance_at_take_over(
+            self.settings, self._connection, self._lease.lost_at, self._activated_at
+        )
         self.watch.clear()
         loaded, self._catch_up_to = await asyncio.gather(
             self._checkpoints.latest(), tail_offset(self._connection, self.names)
@@ -303,7 +313,6 @@ class Supervisor:
     async def judge(self) -> None:
         """Declare overdue attempts lost; re-publish retries whose scheduler died."""
         now = self._monotonic()
-        self._after_own_reconnect(now)
         if not self.attendance.listening(now):
             return  # after a gap, nobody's silence can be judged
         self.attendance.forget_quiet(now, QUIET_WORKERS_AFTER)
@@ -373,6 +382,8 @@ class Supervisor:
     async def stop(self) -> None:
         """Stop; an active supervisor leaves a last checkpoint, so the next one (a rolling
         deploy, say) reads next to nothing of the log."""
+        self._stopping = True
+        await self._lease.stop()
         if self.caught_up.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.checkpoint(force=True), STOP_CHECKPOINT_S)
