@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,14 +21,18 @@ from pathlib import Path
 import aio_pika
 import orjson
 import pytest
+from aio_pika import Message
+from aio_pika.abc import AbstractExchange
 
 from ricochet.contracts import ExecutionRequested
+from ricochet.workers.client import dispatch
 from ricochet.workers.client.client import Client
+from ricochet.workers.client.dispatch import execution_id_for
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
 from tests.integration.bare_amqp import BareChannel
 from tests.integration.harness import dead_letters, eventually, log_events, running_worker
-from tests.integration.processes import Fleet, WorkerProcess, fleet
+from tests.integration.processes import Fleet, WorkerProcess, fleet, rabbitmqctl, vhost_of
 
 TRIGGERS = 1_500
 RATE = 300.0
@@ -196,3 +201,48 @@ async def test_an_unkeyed_trigger_is_matched_by_its_message_id_after_a_hand_over
     events = await log_events(settings)
     assert 1 == requested_with(events, 1), "the copy of the message started nothing"
     assert 3 == requested_with(events, 2), "each publish with no message id started one"
+
+
+async def test_a_trigger_cut_off_between_its_request_and_its_work_starts_at_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyed trigger's request is recorded, then every connection of the vhost is
+    closed while its work is being published (held there, so the cut falls between the
+    two steps every time): the redelivered trigger, a duplicate, sees that its execution
+    never started and publishes the work again. It starts within seconds, not after
+    ``orphan_after_s`` (300 s)."""
+    key = f"cut-{uuid.uuid4().hex}"
+    execution_id = execution_id_for(key)
+    held, release = asyncio.Event(), asyncio.Event()
+    publish = dispatch.publish_until_confirmed
+
+    async def held_once(exchange: AbstractExchange, message: Message, routing_key: str) -> None:
+        if not held.is_set():
+            held.set()
+            await release.wait()  # cut off here (or let go at the end, a harmless copy)
+        await publish(exchange, message, routing_key)
+
+    monkeypatch.setattr(dispatch, "publish_until_confirmed", held_once)
+    async with running_worker(settings, tasks.ALL) as worker:
+        assert worker.supervisor is not None
+        intake = worker.supervisor.intake
+        body = orjson.dumps({"target": "t.ok", "args": [5], "idempotency_key": key})
+        await publish_raw(settings, body, None)
+        await asyncio.wait_for(held.wait(), 30)
+        await eventually(lambda: intake.knows(key), timeout=30)  # its request is on the log
+        cut = time.monotonic()
+        await asyncio.to_thread(
+            rabbitmqctl, "close_all_connections", "--vhost", vhost_of(settings), "test: cut"
+        )
+
+        async def started() -> bool:
+            events = await log_events(settings, execution_id)
+            return any(e.type == "attempt_started.v2" for e in events)
+
+        try:
+            await eventually(started, timeout=30, every=0.2)
+        finally:
+            release.set()
+        delay = time.monotonic() - cut
+    print(f"\nthe work started {delay:.1f} s after the cut")
+    assert delay < 20
