@@ -25,6 +25,7 @@ from aio_pika import Message
 from aio_pika.abc import AbstractExchange
 
 from ricochet.contracts import ExecutionRequested
+from ricochet.workers.amqp.broker import publish_until_confirmed
 from ricochet.workers.client import dispatch
 from ricochet.workers.client.client import Client
 from ricochet.workers.client.dispatch import execution_id_for
@@ -214,7 +215,7 @@ async def test_a_trigger_cut_off_between_its_request_and_its_work_starts_at_once
     key = f"cut-{uuid.uuid4().hex}"
     execution_id = execution_id_for(key)
     held, release = asyncio.Event(), asyncio.Event()
-    publish = dispatch.publish_until_confirmed
+    publish = publish_until_confirmed
 
     async def held_once(exchange: AbstractExchange, message: Message, routing_key: str) -> None:
         if not held.is_set():
