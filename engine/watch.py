@@ -36,7 +36,7 @@ from ricochet.contracts import (
     decode_event,
     encode_json,
 )
-from ricochet.engine.keys import KeyWindow, key_digest
+from ricochet.engine.keys import KeyWindow, request_digest
 from ricochet.engine.live import Live, RawEvent
 from ricochet.engine.projection import Projection
 from ricochet.engine.recent import Recent
@@ -218,9 +218,13 @@ class Watch:
             self.replies.sent(execution_id, getattr(event, "request", ""))
 
     def _note_key(self, raw: RawEvent) -> None:
-        key, at = raw.get("idempotency_key"), as_time(raw.get("at"))
-        if isinstance(key, str) and at is not None:
-            self.keys.add(key_digest(key), at.timestamp())
+        """A request that used a key (explicit, or a trigger's message id) fills it."""
+        digest = request_digest(
+            raw.get("idempotency_key"), raw.get("source"), raw.get("execution_id")
+        )
+        at = as_time(raw.get("at"))
+        if digest is not None and at is not None:
+            self.keys.add(digest, at.timestamp())
 
     def forget(self, execution_id: str) -> None:
         """An execution ended: nothing of it is kept but its id, for a while (and the

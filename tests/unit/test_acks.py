@@ -109,3 +109,19 @@ def test_a_delivery_whose_channel_closed_is_neither_tracked_nor_unsettled() -> N
     message = cast(AbstractIncomingMessage, ClosedDelivery(Channel(), 1))
     assert not acker.unsettled(message)
     assert not acker.tracks(message)
+
+
+async def test_a_flush_acks_what_is_settled_behind_an_unsettled_delivery_one_by_one() -> None:
+    """Before a channel closes on purpose: the settled run with one frame, the settled
+    deliveries behind one whose handler never finished one by one, and a later run's
+    multiple ack never names a tag already acked."""
+    channel, acker = Channel(), RunAcker()
+    first, second, third, fourth, fifth = deliveries(channel, acker, 5)
+    for message in (first, third, fourth):
+        acker.ack(message)
+    await acker.flush()
+    assert sorted(channel.acks) == [(1, True), (3, False), (4, False)]
+    acker.ack(second)
+    acker.ack(fifth)
+    await settle_loop()
+    assert channel.acks[-1] == (5, True)

@@ -9,6 +9,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ricochet.contracts import ExecutionRequested
 from ricochet.engine.keys import (
@@ -19,6 +21,9 @@ from ricochet.engine.keys import (
     execution_id_for_key,
     judge_key,
     key_digest,
+    message_digest,
+    request_digest,
+    trigger_digest,
 )
 from ricochet.engine.state import Status
 from ricochet.engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
@@ -74,6 +79,48 @@ def test_the_watch_learns_keys_from_requests_on_the_log() -> None:
     seen.note(keyed_request("pay-7"), 1.0)
     assert key_digest("pay-7") in seen.keys
     assert key_digest("pay-8") not in seen.keys
+
+
+def trigger_request(execution_id: str, source: str = "trigger") -> ExecutionRequested:
+    update = {"source": source, "idempotency_key": None}
+    return requested(0, execution_id).model_copy(update=update)
+
+
+def test_the_watch_learns_message_ids_from_unkeyed_trigger_requests() -> None:
+    """An unkeyed trigger's request whose id was derived from its message id fills that
+    digest; a random id, or a request from elsewhere with such an id, fills nothing."""
+    seen = watch()
+    digest = message_digest("t.ok", "celery-1")
+    seen.note(trigger_request(f"{digest:032x}"), 1.0)
+    seen.note(trigger_request(uuid.uuid4().hex), 1.0)
+    other = message_digest("t.ok", "celery-2")
+    seen.note(trigger_request(f"{other:032x}", source="api"), 1.0)
+    assert digest in seen.keys
+    assert 1 == len(seen.keys)
+
+
+def test_a_trigger_is_judged_by_its_key_then_its_message_id_then_not_at_all() -> None:
+    assert key_digest("k") == trigger_digest("k", "t.ok", "m-1")
+    assert message_digest("t.ok", "m-1") == trigger_digest(None, "t.ok", "m-1")
+    assert trigger_digest(None, "t.ok", None) is None
+    assert trigger_digest(None, "t.ok", "") is None
+
+
+@given(st.text(max_size=50), st.text(max_size=50))
+def test_a_message_id_never_reads_as_an_explicit_key(key: str, message_id: str) -> None:
+    """Namespaces of their own: equal text as a key and as a message id, different ids;
+    the same message id for two targets, different ids."""
+    assert key_digest(key) != message_digest("t.ok", key)
+    assert message_digest("t.a", message_id) != message_digest("t.b", message_id)
+    assert uuid.UUID(int=message_digest("t.ok", message_id)).version == 5
+
+
+def test_only_a_name_based_trigger_id_holds_a_digest() -> None:
+    digest = message_digest("t.ok", "m")
+    assert digest == request_digest(None, "trigger", f"{digest:032x}")
+    for execution_id in (uuid.uuid4().hex, f"0x{digest:030x}", "z" * 32, f"{digest:032X}", 7):
+        assert request_digest(None, "trigger", execution_id) is None
+    assert key_digest("k") == request_digest("k", "api", "anything")
 
 
 def test_an_ended_execution_keeps_its_key() -> None:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import ChannelInvalidStateError
@@ -93,6 +95,24 @@ class RunAcker:
             self._runs[id(channel)] = known
         return known[1]
 
+    async def flush(self) -> None:
+        """Ack every settled delivery now, and wait for the acks: before a channel is
+        closed on purpose. Settled deliveries behind one still unsettled (its handler
+        gave up, or never ran) are acked one by one: they must not be redelivered."""
+        self._ack_settled_runs()
+        for _, run in self._runs.values():
+            for tag, message in list(run.pending.items()):
+                if message is not None and tag not in run.dropped:
+                    del run.pending[tag]
+                    self._track(_ack_one(message))
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _track(self, acking: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(acking)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _ack_settled_runs(self) -> None:
         for key, (channel, run) in list(self._runs.items()):
             if getattr(channel, "is_closed", False):
@@ -100,9 +120,7 @@ class RunAcker:
                 continue
             last = _settled_run(run)
             if last is not None:
-                task = asyncio.create_task(_ack_up_to(last))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._track(_ack_up_to(last))
 
 
 def _settled_run(run: _ChannelRun) -> AbstractIncomingMessage | None:
@@ -124,6 +142,13 @@ async def _ack_up_to(message: AbstractIncomingMessage) -> None:
     """One frame for the whole run; a closed channel means the broker requeued them."""
     with contextlib.suppress(*TRANSIENT):
         await message.ack(multiple=True)
+        return
+    log.warning("work.acks_lost", up_to_tag=_tag(message))
+
+
+async def _ack_one(message: AbstractIncomingMessage) -> None:
+    with contextlib.suppress(*TRANSIENT):
+        await message.ack()
         return
     log.warning("work.acks_lost", up_to_tag=_tag(message))
 

@@ -92,6 +92,11 @@ class Settler:
         if self._acks is not None:
             self._acks.delivered(message)
 
+    async def flush_acks(self) -> None:
+        """Send every ack still waiting for its run, and wait for them (see ``RunAcker.flush``)."""
+        if self._acks is not None:
+            await self._acks.flush()
+
     async def _ack(self, message: AbstractIncomingMessage) -> None:
         """Work deliveries are acked in runs (``workers.delivery.acks``); anything else at once.
         A delivery whose channel closed is not acked: the broker requeued it, and its next

@@ -72,7 +72,15 @@ class Supervisor:
         self.attendance = attendance(settings)
         self._settler = settler
         self._recovery = Recovery(settings, recorder, settler, clock)
-        self.intake = TriggerIntake(dispatcher, settler, self.watch, clock, settings.worker_id)
+        self.intake = TriggerIntake(
+            dispatcher,
+            settler,
+            self.watch,
+            clock,
+            settings.worker_id,
+            self._recovery.redispatch,
+            self.note,
+        )
         self._checkpoints = CheckpointLog(connection, self.names)
         self._replier = Replier(
             connection, self.names, self.watch, recorder, clock, settings.worker_id
@@ -182,6 +190,9 @@ class Supervisor:
     def _release(self) -> list[Awaitable[object]]:
         """Everything a take-over opened, to be let go; the take-over state forgotten."""
         held: list[Awaitable[object]] = [self._replier.stop()]
+        released = self.intake.release()
+        if released is not None:
+            held.append(released)
         if self._follower is not None:
             held.append(self._follower.stop())
         held += [channel.close() for channel in self._channels]
@@ -346,22 +357,8 @@ class Supervisor:
             self.note(event)
 
     async def _take_triggers(self) -> None:
-        channel = await self._connection.channel(publisher_confirms=False)
-        await channel.set_qos(prefetch_count=self.settings.trigger_prefetch)
-        self._channels.append(channel)
-        queue = await ensure_queue(self._connection, channel, triggers(self.names, self.settings))
-        await queue.consume(self._on_trigger)
-
-    async def _on_trigger(self, message: AbstractIncomingMessage) -> None:
-        """Triggers are acked in runs, like work: a trigger whose handling failed before it
-        was settled goes back to the queue, so it cannot hold up the acks after it."""
-        self._settler.track(message)
-        try:
-            await self.intake.handle(message)
-        except Exception:
-            log.exception("trigger.handler_failed", routing_key=message.routing_key)
-            with contextlib.suppress(Exception):
-                await self._settler.requeue(message)
+        spec = triggers(self.names, self.settings)
+        await self.intake.consume(self._connection, spec, self.settings.trigger_prefetch)
 
     async def _watch_dead_letters(self) -> None:
         channel = await self._connection.channel(publisher_confirms=False)
@@ -381,8 +378,10 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Stop; an active supervisor leaves a last checkpoint, so the next one (a rolling
-        deploy, say) reads next to nothing of the log."""
+        deploy, say) reads next to nothing of the log. The triggers in hand are settled
+        first, before the heartbeat queue (and so the next supervisor) is let go."""
         self._stopping = True
+        await self.intake.stop()
         await self._lease.stop()
         if self.caught_up.is_set():
             with contextlib.suppress(Exception):
