@@ -44,6 +44,12 @@ from ricochet.engine.replies import Ledger
 from ricochet.engine.state import ExecutionState, Status
 from ricochet.engine.vigil import Vigil
 
+MESSAGE_IDS = 50_000
+"""Unkeyed triggers' message ids remembered (about 150 bytes each): a trigger redelivered
+after a hand-over or a crash is recognised by it while its execution is live, one of the
+last ``ENDED_MEMORY`` to end, or one of the last this many requested. Explicit keys are
+kept for the whole de-duplication window instead; an id is a redelivery's guard, not a
+key, and at hundreds of triggers a second a window of days would hold gigabytes."""
 ENDED_MEMORY = 2_000
 """Recently ended executions remembered, so a duplicate request or start recorded just
 after the end cannot revive one. Later stragglers (a zombie's outcome, seconds on)
@@ -130,6 +136,8 @@ class Watch:
     keys: KeyWindow
     live: dict[str, Live] = field(default_factory=dict)
     ended: Recent[str, None] = field(default_factory=lambda: Recent(ENDED_MEMORY))
+    message_ids: Recent[int, None] = field(default_factory=lambda: Recent(MESSAGE_IDS))
+    """Unkeyed triggers' message-id digests lately used (``engine.keys``)."""
     recovered: set[AttemptKey] = field(default_factory=set)
     awaiting_retry: set[str] = field(default_factory=set)
     """Live executions with a retry recorded and not yet started: what ``lost_retries``
@@ -218,13 +226,26 @@ class Watch:
             self.replies.sent(execution_id, getattr(event, "request", ""))
 
     def _note_key(self, raw: RawEvent) -> None:
-        """A request that used a key (explicit, or a trigger's message id) fills it."""
-        digest = request_digest(
-            raw.get("idempotency_key"), raw.get("source"), raw.get("execution_id")
-        )
+        """A request that used a key fills the window; one named after a trigger's message
+        id is remembered among the recent ids."""
+        key = raw.get("idempotency_key")
+        digest = request_digest(key, raw.get("source"), raw.get("execution_id"))
+        if digest is None:
+            return
+        if not isinstance(key, str):
+            self.message_ids.add(digest, None)
+            return
         at = as_time(raw.get("at"))
-        if digest is not None and at is not None:
+        if at is not None:
             self.keys.add(digest, at.timestamp())
+
+    def used(self, digest: int, *, keyed: bool) -> bool:
+        """Did ``digest`` start an execution: a key within the window, or a message id
+        remembered, or naming an execution live or lately ended?"""
+        if keyed:
+            return digest in self.keys
+        execution_id = f"{digest:032x}"
+        return digest in self.message_ids or execution_id in self.live or execution_id in self.ended
 
     def forget(self, execution_id: str) -> None:
         """An execution ended: nothing of it is kept but its id, for a while (and the
@@ -347,6 +368,7 @@ class Watch:
         self.unstarted.clear()
         self.vigil.vouched.clear()
         self.keys.buckets.clear()
+        self.message_ids.clear()
         self.ended.clear()
         self.recovered.clear()
         self.replies.clear()

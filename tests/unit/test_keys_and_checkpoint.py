@@ -27,7 +27,7 @@ from ricochet.engine.keys import (
 )
 from ricochet.engine.state import Status
 from ricochet.engine.vigil import Attendance, Vigil, take_over_grace, vouched_since
-from ricochet.engine.watch import Watch
+from ricochet.engine.watch import ENDED_MEMORY, Watch
 from ricochet.errors import UnreadableCheckpoint
 from ricochet.workers.supervision import checkpoint
 from ricochet.workers.supervision.checkpoint import Cadence
@@ -95,8 +95,24 @@ def test_the_watch_learns_message_ids_from_unkeyed_trigger_requests() -> None:
     seen.note(trigger_request(uuid.uuid4().hex), 1.0)
     other = message_digest("t.ok", "celery-2")
     seen.note(trigger_request(f"{other:032x}", source="api"), 1.0)
-    assert digest in seen.keys
-    assert 1 == len(seen.keys)
+    assert seen.used(digest, keyed=False)
+    assert [digest] == list(seen.message_ids)
+    assert 0 == len(seen.keys), "message ids stay out of the key window (days long)"
+
+
+def test_message_ids_are_bounded_and_an_id_still_live_or_lately_ended_is_known() -> None:
+    """Past ``MESSAGE_IDS`` later ids, a message id is still known while its execution is
+    live (as after a take-over from a checkpoint, which keeps no ids) or lately ended."""
+    seen = watch()
+    digest = message_digest("t.ok", "celery-1")
+    seen.note(trigger_request(f"{digest:032x}"), 1.0)
+    seen.message_ids.clear()  # as a checkpoint restores it: live executions, no ids
+    assert seen.used(digest, keyed=False)
+    seen.forget(f"{digest:032x}")
+    assert seen.used(digest, keyed=False)
+    for n in range(ENDED_MEMORY):
+        seen.ended.add(f"{n:032x}", None)
+    assert not seen.used(digest, keyed=False)
 
 
 def test_a_trigger_is_judged_by_its_key_then_its_message_id_then_not_at_all() -> None:

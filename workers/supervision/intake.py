@@ -230,7 +230,8 @@ class TriggerIntake:
             return
         while True:
             deciding = self._deciding.get(digest)
-            verdict = judge_key(digest in self._watch.keys, deciding is not None)
+            keyed = trigger.idempotency_key is not None
+            verdict = judge_key(self._watch.used(digest, keyed=keyed), deciding is not None)
             if verdict is KeyVerdict.DUPLICATE:
                 break
             if verdict is KeyVerdict.START:
@@ -324,7 +325,10 @@ class TriggerIntake:
         )
         self._confirmed.add(execution_id, None)
         if digest is not None:  # its request is on the log now: the key is used
-            self._watch.keys.add(digest, self._clock().timestamp())
+            if trigger.idempotency_key is None:
+                self._watch.message_ids.add(digest, None)
+            else:
+                self._watch.keys.add(digest, self._clock().timestamp())
         if rejected(events):
             reason = _rejection(events[-1], trigger.target)
             log.warning("trigger.dead_lettered", reason=reason, execution_id=execution_id)
