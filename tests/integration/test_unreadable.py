@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 
 import aio_pika
@@ -103,6 +104,7 @@ async def test_an_unreadable_last_message_hides_nothing(
             tail = await tail_offset(connection, Names(settings.namespace))
             book = ClaimBook(connection, Names(settings.namespace))
             await book.start()
+            assert await book.read_to_now(time.monotonic(), 30)
             verdicts = [
                 book.attempts.judge(execution_id, attempt, read_to_now=True)
                 for execution_id, attempt in ((ok.id, 1), (flaky.id, 3), (uuid.uuid4().hex, 1))

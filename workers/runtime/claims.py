@@ -100,19 +100,14 @@ class ClaimBook:
         self._stale_watch: asyncio.Task[None] | None = None
         self.read_to = -1
         """The last log offset read."""
+        self._following = asyncio.Event()
 
     async def start(self) -> None:
-        """Load the latest checkpoint, follow the log after it and read it to its end. If
-        the log cannot be read yet (a cluster node with no replica of the stream so far,
-        say), keep trying in the background: until then no delivery is judged."""
-        try:
-            await self._follow()
-            caught_up = await self.read_to_now(self._monotonic(), CATCH_UP_S)
-            live = len(self.attempts.live)
-            log.info("claims.caught_up" if caught_up else "claims.catching_up", live=live)
-        except Exception as err:
-            log.warning("claims.not_following_yet", error=repr(err))
-            self._retrying = asyncio.create_task(self._follow_eventually())
+        """Begin, in the background: load the latest checkpoint, follow the log after it
+        and read it to its end. Deliveries wait for the book to follow (``judge``), so a
+        worker's start does not wait for its reads; if the log cannot be read yet (a
+        cluster node with no replica of the stream so far, say), it keeps trying."""
+        self._retrying = asyncio.create_task(self._follow_eventually())
 
     async def _follow(self) -> None:
         start = await self._seed()
@@ -165,14 +160,17 @@ class ClaimBook:
 
     async def _follow_eventually(self) -> None:
         for tries in itertools.count():
-            await asyncio.sleep(retry_pause(tries))
             try:
                 await self._follow()
             except Exception as err:
                 log.warning("claims.not_following_yet", error=repr(err), tries=tries)
+                await asyncio.sleep(retry_pause(tries))
             else:
-                log.info("claims.following")
-                return
+                break
+        self._following.set()
+        caught_up = await self.read_to_now(self._monotonic(), CATCH_UP_S)
+        live = len(self.attempts.live)
+        log.info("claims.caught_up" if caught_up else "claims.catching_up", live=live)
 
     async def stop(self) -> None:
         for task in (self._stale_watch, self._retrying):
@@ -188,6 +186,11 @@ class ClaimBook:
         """A delivery's fate before its try (``arrived``: when, monotonic). What the book
         does not know yet waits for it to read that far; None: the log could not be
         read to its end in time (the delivery is given back)."""
+        if not self._following.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._following.wait(), CATCH_UP_S)
+            if not self._following.is_set():
+                return None
         deadline = self._monotonic() + FIRST_LOOK_S
         verdict = self.attempts.judge(execution_id, attempt, read_to_now=False)
         while verdict is Copy.WAIT and self._monotonic() < deadline:
