@@ -17,11 +17,13 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
+import structlog
 from pamqp.commands import Basic
 from structlog.testing import capture_logs
 
 from ricochet.engine.vigil import outage_at_take_over
 from ricochet.workers.settings import Settings
+from ricochet.workers.supervision import supervisor as supervision
 from ricochet.workers.supervision.lease import Lease
 from ricochet.workers.supervision.reconnects import RECONNECT_WITHIN_S, attendance_at_take_over
 from ricochet.workers.supervision.supervisor import Supervisor
@@ -98,7 +100,9 @@ def test_a_take_over_hears_nothing_as_a_gap() -> None:
     assert fresh.may_judge("b", 500.2)
 
 
-async def test_a_supervisor_that_loses_its_lease_stops_acting_and_says_so() -> None:
+async def test_a_supervisor_that_loses_its_lease_stops_acting_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Given an active supervisor judging and checkpointing, when its lease is lost, it
     is no longer active, its judge and checkpoint tasks are cancelled, it says why,
     and it keeps nothing of its take-over."""
@@ -110,6 +114,8 @@ async def test_a_supervisor_that_loses_its_lease_stops_acting_and_says_so() -> N
     watching._judge_task = judging
     checkpointing = watching._checkpoint_task = asyncio.create_task(asyncio.sleep(60))
     with capture_logs() as logs:
+        # a fresh logger: the module's may be cached already by an earlier test's worker
+        monkeypatch.setattr(supervision, "log", structlog.get_logger("supervisor"))
         watching.stand_down("connection closed")
         await watching._lease.let_go_done()
         watching.stand_down("again")  # a standby has nothing to stand down from
