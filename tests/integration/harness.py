@@ -13,6 +13,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import FieldValue
 
 from ricochet.contracts import Event, event_id
 from ricochet.workers.amqp.broker import connect, publishing_channel
@@ -178,5 +179,22 @@ async def record_opening(
         names = await declare_core(channel, settings)
         recorder = await EventRecorder.open(channel, names)
         await recorder.record(opening(execution_id, attempt, target))
+    finally:
+        await connection.close()
+
+
+async def publish_raw_work(
+    settings: Settings, body: bytes, headers: dict[str, FieldValue], queue: str = "default"
+) -> None:
+    """Straight into a work queue through the default exchange, headers as given: as any
+    producer could, a buggy or a hostile one."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        message = aio_pika.Message(
+            body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
+        name = Names(settings.namespace).work_queue(queue)
+        await channel.default_exchange.publish(message, routing_key=name, mandatory=True)
     finally:
         await connection.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aio_pika
 import pytest
 from aio_pika.abc import FieldValue
 
@@ -15,25 +14,10 @@ from ricochet.contracts import (
     encode,
 )
 from ricochet.errors import UnknownTarget
-from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
-from tests.integration.harness import dead_letters, log_events, running_worker
-
-
-async def _publish_raw(settings: Settings, body: bytes, headers: dict[str, FieldValue]) -> None:
-    """Straight into the work queue through the default exchange, as a buggy producer would."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        message = aio_pika.Message(
-            body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-        )
-        queue = Names(settings.namespace).work_queue("default")
-        await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
-    finally:
-        await connection.close()
+from tests.integration.harness import dead_letters, log_events, publish_raw_work, running_worker
 
 
 async def test_malformed_and_unknown_work_is_dead_lettered(
@@ -49,7 +33,7 @@ async def test_malformed_and_unknown_work_is_dead_lettered(
     ]
     async with running_worker(settings, tasks.ALL):
         for body, headers in cases:
-            await _publish_raw(settings, body, headers)
+            await publish_raw_work(settings, body, headers)
         dead = await dead_letters(settings, expected=len(cases))
         handle = await client.submit("t.ok", [1])
         assert await handle.result(timeout=15) == {"doubled": 2}

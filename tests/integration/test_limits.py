@@ -34,8 +34,7 @@ from ricochet.workers.client.client import Client
 from ricochet.workers.log.history import read_entries
 from ricochet.workers.settings import Settings
 from tests.integration import tasks
-from tests.integration.harness import dead_letters, log_events, running_worker
-from tests.integration.test_dead_letters import _publish_raw
+from tests.integration.harness import dead_letters, log_events, publish_raw_work, running_worker
 from tests.integration.test_triggers import publish_trigger
 
 pytestmark = pytest.mark.broker
@@ -145,7 +144,7 @@ async def test_a_work_message_holding_nan_or_a_big_integer_is_dead_lettered(
     ]
     async with running_worker(settings, tasks.ALL):
         for body in cases:
-            await _publish_raw(settings, body, {})
+            await publish_raw_work(settings, body, {})
         dead = await dead_letters(settings, expected=len(cases), timeout=15)
         handle = await client.submit("t.ok", [3])
         assert await handle.result(timeout=15) == {"doubled": 6}

@@ -15,7 +15,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aio_pika
 import pytest
 from aio_pika.abc import FieldValue
 
@@ -32,10 +31,9 @@ from ricochet.contracts import (
     encode,
     event_id,
 )
-from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
-from tests.integration.harness import dead_letters, eventually, log_events
+from tests.integration.harness import dead_letters, eventually, log_events, publish_raw_work
 from tests.integration.processes import WorkerProcess, fleet
 from tests.integration.test_cli import ricochet
 from tests.integration.test_recovery import record_only
@@ -50,20 +48,6 @@ CRASH_SIGNS = ("Traceback", "OverflowError", "AssertionError", "judge_failed")
 def no_crash(worker: WorkerProcess) -> list[str]:
     """The lines of a worker's output that show an exception inside a handler."""
     return [line for line in worker.text().splitlines() if any(s in line for s in CRASH_SIGNS)]
-
-
-async def publish_work(settings: Settings, body: bytes, headers: dict[str, FieldValue]) -> None:
-    """Into the work queue as any producer could, headers as given."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        message = aio_pika.Message(
-            body, headers=headers, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
-        )
-        queue = Names(settings.namespace).work_queue("default")
-        await channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
-    finally:
-        await connection.close()
 
 
 async def test_out_of_range_work_headers_are_dead_lettered_with_a_reason(
@@ -84,7 +68,7 @@ async def test_out_of_range_work_headers_are_dead_lettered_with_a_reason(
         }
         for execution_id, headers in odd.items():
             body = encode(WorkMessage(execution_id=execution_id, target="p.quick", args=(7,)))
-            await publish_work(settings, body, headers)
+            await publish_raw_work(settings, body, headers)
         after = await client.submit("p.quick", [2])
         results = [await h.result(timeout=30) for h in (before, after)]
         dead = await dead_letters(settings, expected=len(odd), timeout=30)
