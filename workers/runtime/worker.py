@@ -43,6 +43,10 @@ from ricochet.workers.supervision.supervisor import Supervisor
 
 log = get_logger(__name__)
 
+CLOSE_STEP_S = 20.0
+"""The longest one part of a stopping worker may take to close: past it the stop goes
+on to the next part (and the connection, closed last, ends whatever was left)."""
+
 SEEN_ON_STOP_S = 10.0
 """On stop, how long outcomes already recorded get to be seen on the log (or be
 published again, ``workers.log.witness``) before the connection closes."""
@@ -292,8 +296,8 @@ class Worker:
             steps.append(self._connection.close)
         for step in steps:
             try:
-                await step()
-            except Exception as err:
+                await asyncio.wait_for(step(), CLOSE_STEP_S)
+            except Exception as err:  # a timeout too: a stuck broker must not hold the stop
                 log.warning("worker.close_failed", step=step.__qualname__, error=repr(err))
         self._pool.shutdown(wait=False, cancel_futures=True)
 
