@@ -8,14 +8,19 @@ with a message saying so: broker tests are never skipped.
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
 import shutil
 import subprocess
 import time
 import uuid
 from contextlib import AbstractContextManager
+from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
+
+from ricochet.workers.cli.roles import definitions_file
 
 LOCAL_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -61,6 +66,30 @@ def is_local(url: str) -> bool:
 
 
 CTL_TRIES = 3
+CTL_VARIABLE = "RICOCHET_RABBITMQCTL"
+"""How to run ``rabbitmqctl`` for the run's broker, as one shell-quoted command:
+``deploy/test.sh --broker 4`` points it at the 4.x node in its chroot. Unset: ``rabbitmqctl``."""
+CTL_ROOT_VARIABLE = "RICOCHET_RABBITMQCTL_ROOT"
+"""Where that ``rabbitmqctl``'s file system starts on this machine (its chroot); unset: ``/``."""
+
+
+def ctl_command() -> list[str]:
+    return shlex.split(os.environ.get(CTL_VARIABLE) or "rabbitmqctl")
+
+
+def ctl_argv(*args: str) -> list[str]:
+    """``rabbitmqctl -q args`` as this run's broker takes it."""
+    return [*ctl_command(), "-q", *args]
+
+
+def ctl_root() -> Path:
+    return Path(os.environ.get(CTL_ROOT_VARIABLE) or "/")
+
+
+def ctl_file(body: bytes) -> AbstractContextManager[str]:
+    """``body`` in a private file that this run's rabbitmqctl can read, named as it sees it
+    (as ``ricochet roles apply`` does it: 4.0.5 hangs reading standard input)."""
+    return definitions_file(body, ctl_root())
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -68,7 +97,7 @@ def rabbitmqctl(*args: str) -> None:
     node can fail to start while other CLIs or a node start run beside it), and the
     last failure is raised with what the CLI printed."""
     for tries in range(1, CTL_TRIES + 1):
-        done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=60)
+        done = subprocess.run(ctl_argv(*args), capture_output=True, timeout=60)
         if done.returncode == 0:
             return
         if tries < CTL_TRIES:
@@ -79,7 +108,7 @@ def rabbitmqctl(*args: str) -> None:
 
 def can_admin(url: str) -> bool:
     """Local broker and rabbitmqctl at hand: then each run gets a vhost of its own."""
-    return is_local(url) and shutil.which("rabbitmqctl") is not None
+    return is_local(url) and shutil.which(ctl_command()[0]) is not None
 
 
 def create_vhost() -> str:
@@ -94,9 +123,7 @@ def delete_vhost(vhost: str) -> None:
     try:
         rabbitmqctl("delete_vhost", vhost)
     except RuntimeError:
-        listed = subprocess.run(
-            ["rabbitmqctl", "-q", "list_vhosts", "name"], capture_output=True, timeout=60
-        )
+        listed = subprocess.run(ctl_argv("list_vhosts", "name"), capture_output=True, timeout=60)
         if vhost in listed.stdout.decode().split():
             raise
 
@@ -108,7 +135,7 @@ def vhost_of(url: str) -> str:
 def queues_of_namespace(url: str, namespace: str) -> list[str]:
     """Every queue of ``namespace`` in ``url``'s vhost (rabbitmqctl: AMQP cannot list)."""
     done = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost_of(url), "name", "--no-table-headers"],
+        ctl_argv("list_queues", "-p", vhost_of(url), "name", "--no-table-headers"),
         check=True,
         capture_output=True,
         text=True,

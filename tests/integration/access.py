@@ -4,6 +4,7 @@ its own and says whether the broker refused it (``ACCESS_REFUSED``)."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from ricochet.workers.settings import Settings
+from tests.broker import ctl_argv, ctl_command, ctl_file, ctl_root
 from tests.integration.harness import cli_env, run_cli
 
 Action = Callable[[AbstractChannel], Awaitable[object]]
@@ -28,14 +30,18 @@ def as_user(url: str, user: str, password: str) -> str:
 
 
 def import_definitions(body: bytes) -> None:
-    """Load definitions JSON as an admin would (stdin: ``-`` is not a file to 3.10)."""
-    subprocess.run(
-        ["rabbitmqctl", "-q", "import_definitions"],
-        input=body,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    """Load definitions JSON as an admin would, from a file: 4.0.5 hangs reading them
+    from standard input."""
+    with ctl_file(body) as path:
+        subprocess.run(
+            ctl_argv("import_definitions", path), check=True, capture_output=True, timeout=120
+        )
+
+
+def apply_options() -> list[str]:
+    """``ricochet roles apply``'s options for this run's rabbitmqctl (with ``deploy/test.sh
+    --broker 4``, the one in the 4.x node's chroot)."""
+    return ["--rabbitmqctl", shlex.join(ctl_command()), "--rabbitmqctl-root", str(ctl_root())]
 
 
 def delete_users(users: list[str]) -> None:
@@ -43,7 +49,7 @@ def delete_users(users: list[str]) -> None:
     run answers rabbitmqctl again within seconds, and users must not outlive the test."""
     for user in users:
         for _ in range(10):
-            done = subprocess.run(["rabbitmqctl", "-q", "delete_user", user], timeout=60)
+            done = subprocess.run(ctl_argv("delete_user", user), timeout=60)
             if done.returncode in (0, 67):  # 67: no such user (never made, or gone)
                 break
             time.sleep(3)

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from ricochet.workers.settings import Settings
+from tests.broker import ctl_argv
 from tests.integration.process_tasks import MARKERS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ async def fleet(settings: Settings, directory: Path) -> AsyncIterator[Fleet]:
 
 
 def rabbitmqctl(*args: str, timeout: float = 120) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=timeout)
+    subprocess.run(ctl_argv(*args), check=True, capture_output=True, timeout=timeout)
 
 
 def vhost_of(settings: Settings) -> str:

@@ -18,7 +18,7 @@ from ricochet.contracts import ExecutionSucceeded, encode_batch
 from ricochet.contracts.events import event_id
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.settings import Settings
-from tests.broker import rabbitmqctl
+from tests.broker import ctl_command, rabbitmqctl
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def _url_as(url: str, user: str, password: str) -> str:
 
 @pytest.fixture
 def rogue(settings: Settings) -> Iterator[Rogue]:
-    if shutil.which("rabbitmqctl") is None:
+    if shutil.which(ctl_command()[0]) is None:
         pytest.fail("the trusted-events tests create a RabbitMQ user: rabbitmqctl is needed")
     name, password = f"ricochet-rogue-{secrets.token_hex(5)}", secrets.token_hex(16)
     vhost, names = settings.amqp_addresses[0].vhost, Names(settings.namespace)

@@ -109,17 +109,7 @@ def queue_arguments(settings: Settings) -> dict[str, dict[str, Any]]:
     keeps them."""
     vhost = broker.vhost_of(settings.amqp_url)
     done = subprocess.run(
-        [
-            "rabbitmqctl",
-            "-q",
-            "list_queues",
-            "-p",
-            vhost,
-            "name",
-            "arguments",
-            "--formatter",
-            "json",
-        ],
+        broker.ctl_argv("list_queues", "-p", vhost, "name", "arguments", "--formatter", "json"),
         check=True,
         capture_output=True,
         text=True,

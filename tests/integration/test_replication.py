@@ -14,6 +14,7 @@ from typing import Any
 from ricochet.workers.amqp.topology import Names
 from ricochet.workers.client.client import Client
 from ricochet.workers.settings import Settings
+from tests.broker import ctl_argv
 from tests.integration import tasks
 from tests.integration.harness import running_worker
 from tests.integration.processes import vhost_of
@@ -23,16 +24,7 @@ def queues_of(settings: Settings) -> dict[str, dict[str, Any]]:
     """The namespace's queues on the broker: name -> {"type": ..., "arguments": {...}}."""
     columns = ("name", "type", "arguments")
     listed = subprocess.run(
-        [
-            "rabbitmqctl",
-            "-q",
-            "list_queues",
-            "-p",
-            vhost_of(settings),
-            *columns,
-            "--formatter",
-            "json",
-        ],
+        ctl_argv("list_queues", "-p", vhost_of(settings), *columns, "--formatter", "json"),
         check=True,
         capture_output=True,
         text=True,

@@ -41,6 +41,7 @@ from ricochet.workers.settings import Settings
 from tests import broker
 from tests.integration import tasks
 from tests.integration.access import (
+    apply_options,
     as_user,
     consuming,
     declaring,
@@ -51,7 +52,7 @@ from tests.integration.access import (
     refused,
     ricochet,
 )
-from tests.integration.harness import eventually, log_events, running_worker
+from tests.integration.harness import cli_env, eventually, log_events, running_worker
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_the_imported_users_have_exactly_the_table(roles: dict[str, Settings]) -
     vhost = broker.vhost_of(roles["reader"].amqp_url)
     namespace = roles["reader"].namespace
     listed = subprocess.run(
-        ["rabbitmqctl", "-q", "list_permissions", "-p", vhost, "--no-table-headers"],
+        broker.ctl_argv("list_permissions", "-p", vhost, "--no-table-headers"),
         check=True,
         capture_output=True,
         text=True,
@@ -316,7 +317,8 @@ async def test_roles_apply_updates_a_password_through_rabbitmqctl(
     reader = roles["reader"]
     path = tmp_path / "new.env"
     path.write_text("RICOCHET_PASSWORD_READER='a new one'\n")
-    code, out, err = await ricochet(reader, "roles", "apply", "--passwords", str(path))
+    apply = ("roles", "apply", "--passwords", str(path), *apply_options())
+    code, out, err = await ricochet(reader, *apply)
     assert code == 0, err
     assert out.strip() == (
         f"applied: {reader.namespace}-reader on vhost {broker.vhost_of(reader.amqp_url)!r}"
@@ -326,3 +328,33 @@ async def test_roles_apply_updates_a_password_through_rabbitmqctl(
     await (await aio_pika.connect(renewed)).close()
     with pytest.raises(aiormq.exceptions.ProbableAuthenticationError):
         await aio_pika.connect(reader.amqp_url)
+
+
+APPLY_WITHIN_S = 30
+
+
+async def test_roles_apply_creates_every_role_user_within_seconds(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """README's ``ricochet roles apply --passwords roles.env``, every role in the file:
+    within seconds each role's user exists and logs in to the vhost with its password.
+    (RabbitMQ 4.0.5's rabbitmqctl waits for ever for definitions on standard input.)"""
+    passwords = {role: secrets.token_urlsafe(18) for role in ROLES}
+    path = tmp_path / "roles.env"
+    path.write_text("".join(f"{password_variable(r)}={p}\n" for r, p in passwords.items()))
+    users = {role: f"{settings.namespace}-{role}" for role in ROLES}
+    argv = [sys.executable, "-m", "ricochet", "roles", "apply", "--passwords", str(path)]
+    try:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*argv, *apply_options()],
+            env=cli_env(settings),
+            capture_output=True,
+            timeout=APPLY_WITHIN_S,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        for role, user in users.items():
+            login = as_user(settings.amqp_url, user, passwords[role])
+            await (await aio_pika.connect(login)).close()
+    finally:
+        await asyncio.to_thread(delete_users, list(users.values()))

@@ -5,14 +5,23 @@ as RabbitMQ definitions (JSON with salted password hashes, for ``load_definition
 at boot or ``rabbitmqctl import_definitions``); ``apply`` imports those definitions
 with ``rabbitmqctl``, so passwords never appear on a command line. The vhost is the
 one in the amqp URL.
+
+``apply`` hands rabbitmqctl a private file (mode 0600) rather than standard input:
+RabbitMQ 4.0.0-4.0.5's ``import_definitions`` waits for ever on standard input
+(rabbitmq-server#13157). ``--stdin`` keeps the pipe for a rabbitmqctl that cannot see
+this machine's files (``docker compose exec``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pwd
 import shlex
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +38,8 @@ PASSWORDS_HELP = (
     " RICOCHET_PASSWORD_TRIGGER_PUBLISHER); a role without a line is left out."
 )
 APPLY_TIMEOUT_S = 120
+CTL_USER = "rabbitmq"
+"""RabbitMQ's Debian and RPM packages run rabbitmqctl as this user when root starts it."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -95,6 +106,37 @@ def definitions_command(ctx: click.Context, passwords: Path) -> None:
     sys.stdout.buffer.write(_definitions_json(settings_of(ctx), passwords))
 
 
+@contextlib.contextmanager
+def definitions_file(body: bytes, root: Path) -> Iterator[str]:
+    """``body`` in a new file under ``root``/tmp, mode 0600, named as a rabbitmqctl whose
+    file system starts at ``root`` (a chroot) sees it; removed afterwards. As root, the
+    file is handed to the ``rabbitmq`` user where there is one: the packages' rabbitmqctl
+    wrapper switches to that user before reading it (root reads it either way)."""
+    handle, name = tempfile.mkstemp(prefix="ricochet-definitions-", dir=root / "tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(body)
+        with contextlib.suppress(KeyError):
+            if os.geteuid() == 0:
+                os.chown(name, pwd.getpwnam(CTL_USER).pw_uid, -1)
+        yield "/" + str(Path(name).relative_to(root))
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _import(
+    command: str, body: bytes, root: Path, stdin: bool
+) -> subprocess.CompletedProcess[bytes]:
+    """``COMMAND import_definitions FILE`` (or the body on standard input)."""
+    argv = [*shlex.split(command), "import_definitions"]
+    if stdin:
+        return subprocess.run(argv, input=body, capture_output=True, timeout=APPLY_TIMEOUT_S)
+    with definitions_file(body, root) as path:
+        return subprocess.run(
+            [*argv, path], stdin=subprocess.DEVNULL, capture_output=True, timeout=APPLY_TIMEOUT_S
+        )
+
+
 @roles_group.command("apply")
 @passwords_option
 @click.option(
@@ -105,16 +147,33 @@ def definitions_command(ctx: click.Context, passwords: Path) -> None:
     show_envvar=True,
     help="How to run rabbitmqctl, e.g. 'docker compose exec -T rabbitmq rabbitmqctl'.",
 )
+@click.option(
+    "--rabbitmqctl-root",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("/"),
+    envvar="RICOCHET_ROLES_RABBITMQCTL_ROOT",
+    show_envvar=True,
+    help="Where rabbitmqctl's file system starts on this machine when it runs in a chroot:"
+    " the definitions file is written under ROOT/tmp.",
+)
+@click.option(
+    "--stdin",
+    is_flag=True,
+    help="Pipe the definitions to rabbitmqctl instead of a file, for one that cannot see"
+    " this machine's files (docker compose exec). RabbitMQ 4.0.0-4.0.5 hang there.",
+)
 @connection_options
 @click.pass_context
-def apply_command(ctx: click.Context, passwords: Path, command: str) -> None:
-    """Create or update the users and their permissions (rabbitmqctl import_definitions,
-    the definitions read from stdin: no password on a command line)."""
+def apply_command(
+    ctx: click.Context, passwords: Path, command: str, root: Path, stdin: bool
+) -> None:
+    """Create or update the users and their permissions (rabbitmqctl import_definitions
+    of a private temporary file: no password on a command line)."""
     settings = settings_of(ctx)
     body = _definitions_json(settings, passwords)
-    argv = [*shlex.split(command), "import_definitions"]  # no file: stdin
     try:
-        done = subprocess.run(argv, input=body, capture_output=True, timeout=APPLY_TIMEOUT_S)
+        done = _import(command, body, root, stdin)
     except (OSError, subprocess.TimeoutExpired) as err:
         print(f"error: cannot run {command!r}: {err}", file=sys.stderr)
         sys.exit(2)
