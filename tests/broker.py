@@ -134,6 +134,11 @@ def vhost_of(url: str) -> str:
 
 def queues_of_namespace(url: str, namespace: str) -> list[str]:
     """Every queue of ``namespace`` in ``url``'s vhost (rabbitmqctl: AMQP cannot list)."""
+    return queues_of_namespaces(url, [namespace])
+
+
+def queues_of_namespaces(url: str, namespaces: list[str]) -> list[str]:
+    """Every queue of these namespaces in ``url``'s vhost, from one rabbitmqctl call."""
     done = subprocess.run(
         ctl_argv("list_queues", "-p", vhost_of(url), "name", "--no-table-headers"),
         check=True,
@@ -141,7 +146,8 @@ def queues_of_namespace(url: str, namespace: str) -> list[str]:
         text=True,
         timeout=60,
     )
-    return [name for name in done.stdout.split() if name.startswith(f"{namespace}.")]
+    prefixes = tuple(f"{namespace}." for namespace in namespaces)
+    return [name for name in done.stdout.split() if name.startswith(prefixes)]
 
 
 async def delete_queues(url: str, names: list[str]) -> None:
@@ -154,10 +160,23 @@ async def delete_queues(url: str, names: list[str]) -> None:
         await connection.close()
 
 
+CLEAN_EVERY = 8
+"""Finished namespaces cleaned per rabbitmqctl call: each call starts an Erlang VM (about
+a second of CPU, more in the 4.x chroot), and once per test made a pass minutes longer."""
+_finished: dict[str, list[str]] = {}
+
+
 def clean_namespace(url: str, namespace: str) -> None:
-    """Delete a finished test's queues: a run's hundreds of quorum queues and streams
-    otherwise hold the broker's file handles until the run's vhost goes, and a broker
-    out of handles (1,024 by default) stops accepting connections."""
-    names = queues_of_namespace(url, namespace)
+    """Delete a finished test's queues, with those of the tests before it: a run's
+    hundreds of quorum queues and streams otherwise hold the broker's file handles
+    until the run's vhost goes, and a broker out of handles (1,024 by default) stops
+    accepting connections. A few finished namespaces' queues may wait for the next
+    call; the run's vhost takes whatever is left."""
+    waiting = _finished.setdefault(url, [])
+    waiting.append(namespace)
+    if len(waiting) < CLEAN_EVERY:
+        return
+    names = queues_of_namespaces(url, waiting)
+    waiting.clear()
     if names:
         asyncio.run(delete_queues(url, names))
