@@ -29,11 +29,6 @@ esac
 .venv/bin/pip install -q -e '.[dev]' || exit 1
 bash deploy/ensure-chromium.sh || exit 1 # the browser tests drive Debian's chromium
 
-# The tests that start RabbitMQ nodes of their own (a 3-node cluster, a TLS node) start
-# the machine's 3.10 ones: they run in the 3.10 pass only.
-OWN_NODES=(tests/integration/test_faults_cluster.py tests/integration/test_failover_cluster.py
-  tests/integration/test_replication_cluster.py tests/integration/test_tls.py)
-
 passed=0 failed=0 status=0
 count() { grep -Eo "[0-9]+ $1" <<<"$2" | tail -1 | grep -Eo '^[0-9]+' || echo 0; }
 
@@ -54,7 +49,7 @@ run_pass() { # $1: 3 or 4; the rest: pytest's arguments; pass_env: its environme
 for broker in "${passes[@]}"; do
   if [[ $broker == 3 ]]; then
     bash deploy/ensure-rabbitmq.sh || exit 1
-    pass_env=(-u RICOCHET_RABBITMQCTL -u RICOCHET_RABBITMQCTL_ROOT)
+    pass_env=(-u RICOCHET_RABBITMQCTL -u RICOCHET_RABBITMQCTL_ROOT -u RICOCHET_NODE_ROOT)
     where=${RICOCHET_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
     where=${where#*@} && where=${where%%/*}
     echo "== RabbitMQ $(rabbitmqctl -q version 2>/dev/null || echo 3.x) on $where =="
@@ -63,12 +58,11 @@ for broker in "${passes[@]}"; do
     bash deploy/rabbitmq4.sh up || exit 1
     port=${RICOCHET_RMQ4_PORT:-5690}
     echo "== RabbitMQ $(bash deploy/rabbitmq4.sh ctl -q version) on 127.0.0.1:$port =="
-    ignores=()
-    for f in "${OWN_NODES[@]}"; do ignores+=(--ignore "$f"); done
     pass_env=(RICOCHET_AMQP_URL="amqp://guest:guest@127.0.0.1:$port/"
       RICOCHET_RABBITMQCTL="bash $(printf %q "$here/deploy/rabbitmq4.sh") ctl"
-      RICOCHET_RABBITMQCTL_ROOT="$(bash deploy/rabbitmq4.sh root)")
-    run_pass 4 "${ignores[@]}" "${args[@]}"
+      RICOCHET_RABBITMQCTL_ROOT="$(bash deploy/rabbitmq4.sh root)"
+      RICOCHET_NODE_ROOT="$(bash deploy/rabbitmq4.sh root)") # the cluster and TLS nodes: 4.x too
+    run_pass 4 "${args[@]}"
   fi
 done
 

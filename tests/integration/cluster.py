@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from tests.integration import node_host
+
 SLOTS = (5684, 5687, 5691)
 """First AMQP port of each slot; ``local-cluster.sh`` keeps 5681-5683."""
 DIST_OFFSET = 20_000
@@ -42,14 +44,14 @@ SIZE = 3
 START_TIMEOUT_S = 120
 CTL_TIMEOUT_S = 60
 SLOT_WAIT_S = 300
-HOST = socket.gethostname().split(".")[0]
+HOST = node_host.host_name()
 LOCKS = Path("/tmp")
 
 
 def run_ctl(node: str, *args: str, timeout: float = CTL_TIMEOUT_S) -> str:
     """``rabbitmqctl -n node args``; raises ``CalledProcessError`` with its output."""
     done = subprocess.run(
-        ["rabbitmqctl", "-q", "-n", node, *args],
+        node_host.command("rabbitmqctl", "-q", "-n", node, *args),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -200,13 +202,15 @@ class LocalCluster:
         return self.base / f"n{index + 1}"
 
     def _spawn(self, index: int) -> None:
+        """Start node ``index``; its paths are as the node sees them (``node_host``)."""
         directory = self._dir(index)
         for sub in ("log", "mnesia"):
-            (directory / sub).mkdir(parents=True, exist_ok=True)
+            node_host.outside(directory / sub).mkdir(parents=True, exist_ok=True)
         config = directory / "rabbitmq.conf"
-        config.write_text(f"listeners.tcp.local = 127.0.0.1:{self.ports[index]}\n")
-        for path in [self.base, *self.base.rglob("*")]:
-            shutil.chown(path, "rabbitmq", "rabbitmq")
+        node_host.outside(config).write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.ports[index]}\n"
+        )
+        node_host.hand_over(node_host.outside(self.base))
         env = {
             **os.environ,
             "RABBITMQ_NODENAME": self.nodes[index],
@@ -218,11 +222,12 @@ class LocalCluster:
             "RABBITMQ_PID_FILE": str(directory / "pid"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
         }
-        subprocess.run(["rabbitmq-server", "-detached"], env=env, check=True, timeout=60)
+        server = node_host.command("rabbitmq-server", "-detached")
+        subprocess.run(server, env=env, check=True, timeout=60)
 
     def logs(self, index: int) -> str:
         """The node's own log, for a failing test's report."""
-        found = sorted((self._dir(index) / "log").glob("*.log"))
+        found = sorted(node_host.outside(self._dir(index) / "log").glob("*.log"))
         return "".join(path.read_text(errors="replace") for path in found)
 
     def close(self) -> None:
@@ -244,7 +249,7 @@ def stop(tag: str, nodes: tuple[str, ...]) -> None:
     for pid in _beam_pids(nodes):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(f"/tmp/ricochet-cluster-{tag}", ignore_errors=True)
+    shutil.rmtree(node_host.outside(Path(f"/tmp/ricochet-cluster-{tag}")), ignore_errors=True)
 
 
 def _beam_pids(nodes: tuple[str, ...]) -> list[int]:

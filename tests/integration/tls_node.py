@@ -36,6 +36,7 @@ from typing import IO
 
 import trustme
 
+from tests.integration import node_host
 from tests.integration.cluster import HOST, _answers, _beam_pids, _free, run_ctl, until_gone
 
 TLS_PORT = 5695
@@ -90,9 +91,9 @@ def node_config(certs: Certificates) -> str:
         [
             "listeners.tcp = none",
             f"listeners.ssl.default = 127.0.0.1:{TLS_PORT}",
-            f"ssl_options.cacertfile = {certs.ca}",
-            f"ssl_options.certfile = {certs.server_cert}",
-            f"ssl_options.keyfile = {certs.server_key}",
+            f"ssl_options.cacertfile = {node_host.inside(certs.ca)}",
+            f"ssl_options.certfile = {node_host.inside(certs.server_cert)}",
+            f"ssl_options.keyfile = {node_host.inside(certs.server_key)}",
             "ssl_options.verify = verify_peer",
             "ssl_options.fail_if_no_peer_cert = true",
             "",
@@ -179,22 +180,22 @@ class TlsNode:
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         config = self.base / "rabbitmq.conf"
         config.write_text(node_config(self.certs))
-        for path in [self.base, *self.base.rglob("*")]:
-            shutil.chown(path, "rabbitmq", "rabbitmq")
+        node_host.hand_over(self.base)
+        seen = node_host.inside(self.base)
         env = {
             **os.environ,
             "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_NODE_PORT": str(TLS_PORT - 1),
             "RABBITMQ_DIST_PORT": str(DIST_PORT),
-            "RABBITMQ_CONFIG_FILE": str(config),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_PID_FILE": str(self.base / "pid"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "RABBITMQ_CONFIG_FILE": str(seen / "rabbitmq.conf"),
+            "RABBITMQ_MNESIA_BASE": str(seen / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(seen / "log"),
+            "RABBITMQ_PID_FILE": str(seen / "pid"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(seen / "enabled_plugins"),
         }
         with (self.base / "server.out").open("wb") as out:
             self._server = subprocess.Popen(
-                ["rabbitmq-server"],
+                node_host.command("rabbitmq-server"),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -224,7 +225,8 @@ class TlsNode:
 
 
 def base_of(tag: str) -> Path:
-    return Path(f"/tmp/ricochet-tls-{tag}")
+    """The node's files, as the test process reaches them."""
+    return node_host.outside(Path(f"/tmp/ricochet-tls-{tag}"))
 
 
 def node_name(tag: str) -> str:
