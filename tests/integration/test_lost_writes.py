@@ -52,7 +52,7 @@ async def log_cut_off(settings: Settings) -> AsyncIterator[aio_pika.abc.Abstract
         channel = await connection.channel()
         exchange = await channel.get_exchange(names.events)
         stream = await channel.get_queue(names.events)
-        lost = await channel.declare_queue(f"{settings.namespace}.lost-writes", auto_delete=False)
+        lost = await channel.declare_queue(f"{settings.namespace}.lost-writes", durable=True)
         await lost.bind(exchange, routing_key="")
         await stream.unbind(exchange, routing_key="")  # as bound (``amqp.topology``)
         try:

@@ -38,7 +38,7 @@ async def tap(settings: Settings) -> str:
     connection = await aio_pika.connect(settings.amqp_url)
     try:
         channel = await connection.channel()
-        queue = await channel.declare_queue(name, durable=False, auto_delete=False)
+        queue = await channel.declare_queue(name, durable=True, auto_delete=False)
         await queue.bind(Names(settings.namespace).work, routing_key=TARGET)
     finally:
         await connection.close()
