@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -56,6 +56,9 @@ class Here:
     def __init__(self, settings: Settings, secrets_env: dict[str, str]) -> None:
         self.namespace = settings.namespace
         self.vhost = broker.vhost_of(settings.amqp_url)
+        parts = urlsplit(settings.amqp_url)
+        self.broker = f"{parts.hostname}:{parts.port or 5672}"
+        """The run's broker (3.10 on localhost:5672, or deploy/test.sh's 4.x node)."""
         self.secrets = secrets_env
 
     def value(self, text: str) -> str:
@@ -64,8 +67,8 @@ class Here:
         text = SUBSTITUTION.sub(lambda found: self.secrets[found.group(1)], text)
         text = re.sub(r"\bricochet-(?=[a-z-]+\b)", f"{self.namespace}-", text)
         vhost = quote(self.vhost, safe="")
-        text = text.replace("@rabbitmq:5672/", f"@localhost:5672/{vhost}")
-        return text.replace("//rabbitmq:5672/", f"//localhost:5672/{vhost}")
+        text = text.replace("@rabbitmq:5672/", f"@{self.broker}/{vhost}")
+        return text.replace("//rabbitmq:5672/", f"//{self.broker}/{vhost}")
 
     def env(self, service: dict[str, Any]) -> dict[str, str]:
         """The service's environment, on this host; nothing of the test's own RICOCHET_*."""
