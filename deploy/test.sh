@@ -62,7 +62,12 @@ for broker in "${passes[@]}"; do
       RICOCHET_RABBITMQCTL="bash $(printf %q "$here/deploy/rabbitmq4.sh") ctl"
       RICOCHET_RABBITMQCTL_ROOT="$(bash deploy/rabbitmq4.sh root)"
       RICOCHET_NODE_ROOT="$(bash deploy/rabbitmq4.sh root)") # the cluster and TLS nodes: 4.x too
+    node_log="$(bash deploy/rabbitmq4.sh root)/var/log/rabbitmq/${RICOCHET_RMQ4_NODE:-rabbit4@localhost}.log"
+    seen=$(wc -l <"$node_log" 2>/dev/null || echo 0)
     run_pass 4 "${args[@]}"
+    # 4.0 only logs a global QoS it ignores; 4.3 refuses what is deprecated by default.
+    used=$(tail -n +"$((seen + 1))" "$node_log" 2>/dev/null | grep -o 'Deprecated features: `[a-z_]*`' | sort | uniq -c)
+    echo "== RabbitMQ 4 pass: deprecated features used: ${used:-none}"
   fi
 done
 
